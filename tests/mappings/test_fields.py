@@ -93,7 +93,17 @@ def test_templates():
 
 
 def test_a_template_renders_missing_as_empty():
-    assert pick("plan: {{traits.plan}}") == "plan: "
+    assert pick("{{properties.plan}}/{{traits.tier}}") == "pro/"
+
+
+def test_a_template_that_finds_nothing_at_all_is_missing():
+    # Sending " " would overwrite the contact's real name.
+    assert pick("{{traits.first}} {{traits.last}}") is MISSING
+    assert pick("plan: {{traits.plan}}") is MISSING
+
+
+def test_a_template_without_paths_is_its_text():
+    assert pick({"@template": "just text"}) == "just text"
 
 
 @pytest.mark.parametrize("text", ["{{properties.plan plan", "a }} b", "{{}}", "{{ bad path }}"])

@@ -24,8 +24,9 @@ source                                      value
 "Finds nothing" is the rule that keeps absent data absent: a path that leads
 nowhere, or to ``null``, finds nothing, and a field whose source finds nothing is
 left out of the payload rather than sent as null (Intercom would clear the
-attribute).  An object whose keys all find nothing finds nothing.  In a template, a
-path that finds nothing renders as the empty string.
+attribute).  An object whose keys all find nothing finds nothing, and so does a
+template none of whose paths finds anything; otherwise, in a template, a path that
+finds nothing renders as the empty string.
 
 Every string that starts with ``$`` is a path, so a typo such as ``$traits.email``
 is an error at load instead of a literal text sent to Intercom.
@@ -173,9 +174,15 @@ class Template(Source):
 
     parts: tuple[str | Path, ...]
 
-    def pick(self, event: dict) -> str:
-        return "".join(part if isinstance(part, str) else _render(part.find(event))
-                       for part in self.parts)
+    def pick(self, event: dict) -> Any:
+        found = [part if isinstance(part, str) else part.find(event) for part in self.parts]
+        paths = [value for part, value in zip(self.parts, found) if isinstance(part, Path)]
+        if paths and all(value is MISSING for value in paths):
+            # "{{traits.first}} {{traits.last}}" of an event without them would
+            # send " " and overwrite a real name: nothing found, nothing sent.
+            return MISSING
+        return "".join(part if isinstance(part, str) else _render(value)
+                       for part, value in zip(self.parts, found))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""The examples of docs/mappings.md load, and its copy of the defaults is the real one."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from worker.mappings import DEFAULT_MAPPINGS, build_mappings
+
+DOC = (Path(__file__).parents[2] / "docs" / "mappings.md").read_text()
+BLOCKS = [(language, yaml.safe_load(body) if language == "yaml" else json.loads(body))
+          for language, body in re.findall(r"```(yaml|json)\n(.*?)```", DOC, re.DOTALL)]
+
+
+def test_the_doc_has_its_examples():
+    assert len(BLOCKS) == 5
+
+
+@pytest.mark.parametrize("language, document", BLOCKS)
+def test_every_example_loads(language, document):
+    assert build_mappings(document)
+
+
+def test_the_documented_defaults_are_the_defaults():
+    documented = next(document for _, document in BLOCKS
+                      if [m["name"] for m in document["mappings"]] == [m.name for m in DEFAULT_MAPPINGS])
+    assert build_mappings(documented) == DEFAULT_MAPPINGS

@@ -8,7 +8,7 @@
 
 Modules: ``triggers`` (the trigger language), ``fields`` (field sources: paths,
 templates, literals, objects, fallbacks), ``mapping`` (``Mapping`` and its checks),
-``defaults`` (MAPPINGS.md's default mappings), ``loader`` (the mappings file).
+``defaults`` (the built-in mappings), ``loader`` (the mappings file).
 """
 
 from worker.mappings.defaults import DEFAULT_MAPPINGS

@@ -1,4 +1,4 @@
-"""The default mappings, exactly as MAPPINGS.md's tables give them.
+"""The default mappings: those of Segment's "Intercom Cloud Mode (Actions)" destination.
 
 They are written as plain data, in the same format as a mappings file (see
 docs/mappings.md), so that what a user copies from the docs is what runs here,
@@ -15,7 +15,7 @@ from worker.mappings.mapping import Mapping
 def _trait(key: str) -> dict[str, Any]:
     """``$.traits.<key>``, falling back to ``$.context.traits.<key>``.
 
-    Some real clients send traits only in ``context.traits`` (MAPPINGS.md).
+    Some real clients send traits only in ``context.traits``.
     """
     return {"@first": [f"$.traits.{key}", f"$.context.traits.{key}"]}
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from worker.mappings.fields import MISSING, Source, SourceError, parse_source
 from worker.mappings.triggers import Trigger, TriggerSyntaxError
 
-#: The fields each action takes (MAPPINGS.md, one table per action).
+#: The fields each action takes (docs/mappings.md; Segment's destination has the same).
 ACTION_FIELDS: dict[str, frozenset[str]] = {
     "identify_contact": frozenset({
         "role", "external_id", "email", "phone", "name", "avatar", "signed_up_at",
@@ -102,7 +102,7 @@ def _parse_fields(name: str, action: str, fields: Any) -> tuple[tuple[str, Sourc
             raise MappingError(f"{action} has no field {field!r}; its fields are {', '.join(sorted(allowed))}",
                                mapping=name, field=field)
         if spec is None:
-            continue  # "none", as in MAPPINGS.md's tables: the field is not mapped
+            continue  # null means "none": the field is not mapped
         try:
             sources.append((field, parse_source(spec, field)))
         except SourceError as error:

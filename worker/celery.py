@@ -1,0 +1,14 @@
+"""The Celery entry point: ``celery -A worker worker`` finds ``app`` here.
+
+This is the one module that builds the application when imported, because
+Celery's command line imports it to find the app.  Settings are validated
+here, so a bad setting stops the worker at once with a message naming it.
+"""
+
+from worker.celery_app import create_app
+from worker.logs import configure_logging
+from worker.settings import Settings
+
+settings = Settings.from_env()
+configure_logging(settings)
+app = create_app(settings)

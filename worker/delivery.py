@@ -1,0 +1,201 @@
+"""Running one lane head, and deciding what its outcome means.
+
+::
+
+    claim the head ──(stale, busy, early, gated)──▶ nothing to do: another task has it
+        │
+        ├─ destination paused (bad token) ───────────▶ sleep the lane, probe later
+        ├─ track/group, person unknown, identify waiting further down the lane
+        │                                             ▶ promote the identify, send it
+        ▼
+    map ▶ perform
+        ├─ ok ──────────────────────────────────────▶ finish: delivered, send the next head
+        ├─ RateLimited ─────────────────────────────▶ sleep until the reset (no attempt used)
+        ├─ ContactNotFound (track/group) ───────────▶ park until the person's next identify
+        ├─ Unauthorized ────────────────────────────▶ pause the destination, sleep the lane
+        ├─ RetryableError, unexpected error ────────▶ sleep with backoff; dead letter after the retry window
+        └─ PermanentError, bad mapping ─────────────▶ dead letter with the reason, send the next head
+
+The head stays at the front of its lane through every wait, so a retry never
+lets the same person's later events overtake it (DESIGN.md guarantee 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Retry
+
+from worker.actions import ACTIONS, ActionContext
+from worker.intercom.errors import (
+    ContactNotFound,
+    IntercomError,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    Unauthorized,
+)
+from worker.mappings import MappingError
+from worker.retry import backoff, out_of_window, rate_limit_wait
+from worker.store.deadletters import letter
+from worker.store.lanes import action_of, now_ms
+from worker.store.pause import PROBE_INTERVAL_SECONDS
+
+log = logging.getLogger("worker.delivery")
+
+#: Waits up to this long go back to Celery as a countdown (Flower shows the
+#: retry); longer ones sleep in Redis and the sweep wakes them, because Celery
+#: on Redis redelivers any task whose countdown outlives the broker's
+#: visibility timeout (DESIGN.md).
+MAX_COUNTDOWN_SECONDS = 60.0
+
+
+def dispatch(app: Celery, person: str, delivery: str, countdown: float | None = None) -> None:
+    """Send the task that runs ``delivery``, the head of ``person``'s lane."""
+    task_name = ACTIONS[action_of(delivery)].TASK_NAME
+    app.send_task(task_name, args=[person, delivery], countdown=countdown)
+
+
+def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
+    token = uuid.uuid4().hex
+    claim = rt.lanes.claim(person, delivery, token)
+    if claim.status != "ok":
+        return {"skipped": claim.status}
+    record = claim.record
+    action = ACTIONS[record["action"]]
+    if rt.pause.reason():
+        return _sleep(task, rt, person, delivery, PROBE_INTERVAL_SECONDS, why="destination paused")
+    if action.NEEDS_CONTACT and not _known(rt, record) and rt.lanes.pending_identifies(person):
+        return _identify_first(task, rt, person)
+    return _perform(task, rt, person, delivery, record, action)
+
+
+def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any) -> dict:
+    event = record["event"]
+    ctx = ActionContext(client=rt.client, contacts=rt.contacts, user_id=_str(event.get("userId")),
+                        anonymous_id=_str(event.get("anonymousId")))
+    try:
+        mapping = rt.mappings.get(record["mapping"])
+        if mapping is None:
+            raise MappingError("this mapping is no longer configured", mapping=record["mapping"])
+        result = action.perform(ctx, mapping.apply(event))
+    except RateLimited as exc:
+        return _sleep(task, rt, person, delivery, rate_limit_wait(exc.reset_at, time.time()), why="rate limited")
+    except ContactNotFound as exc:
+        return _contact_not_found(task, rt, person, delivery, record, action, exc)
+    except Unauthorized:
+        return _unauthorized(task, rt, person, delivery)
+    except (PermanentError, MappingError) as exc:
+        return _dead_letter(task, rt, person, delivery, record, exc)
+    except RetryableError as exc:
+        return _retry(task, rt, person, delivery, record, exc)
+    except Retry:
+        raise
+    except Exception as exc:  # a bug must not lose the event: retry it, then dead-letter it
+        log.exception("unexpected error delivering %s for %s", delivery, person)
+        return _retry(task, rt, person, delivery, record, exc)
+    _outcome(person, record, "delivered", rt.lanes.attempts(delivery)[0], calls=ctx.calls)
+    _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
+    return {"delivered": delivery, **{k: v for k, v in result.items() if k != "calls"}, "calls": ctx.calls}
+
+
+def _known(rt: Any, record: dict) -> bool:
+    event = record["event"]
+    return rt.contacts.get(external_id=_str(event.get("userId")),
+                           anonymous_id=_str(event.get("anonymousId"))) is not None
+
+
+def _identify_first(task: Task, rt: Any, person: str) -> dict:
+    """The person is unknown to Intercom and an identify waits: send it first."""
+    promoted = rt.lanes.promote_identify(person)
+    _send_next(task, person, promoted)
+    return {"deferred_for": promoted}
+
+
+def _contact_not_found(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any,
+                       exc: ContactNotFound) -> dict:
+    if not action.NEEDS_CONTACT:  # an identify never answers "no such contact"; treat as a retry
+        return _retry(task, rt, person, delivery, record, exc)
+    if rt.lanes.pending_identifies(person):
+        return _identify_first(task, rt, person)
+    _outcome(person, record, "parked", 0, reason="contact not found")
+    _send_next(task, person, rt.lanes.park(person, delivery))
+    return {"parked": delivery}
+
+
+def _unauthorized(task: Task, rt: Any, person: str, delivery: str) -> dict:
+    if rt.pause.pause("Intercom answered 401: the access token is invalid or revoked"):
+        log.error("PAUSED: Intercom refuses the access token (401). No event is lost: delivery "
+                  "resumes once INTERCOM_ACCESS_TOKEN works again (intercom-relay check).")
+    return _sleep(task, rt, person, delivery, PROBE_INTERVAL_SECONDS, why="destination paused")
+
+
+def _retry(task: Task, rt: Any, person: str, delivery: str, record: dict, exc: Exception) -> dict:
+    attempts, first = rt.lanes.attempts(delivery)
+    now = now_ms()
+    first = first or now
+    if out_of_window(first / 1000, now / 1000, rt.settings.retry_window):
+        return _dead_letter(task, rt, person, delivery, record, exc, attempts=attempts, first=first,
+                            reason=f"gave up after {attempts} attempts: {exc}")
+    delay = backoff(attempts + 1)
+    rt.lanes.sleep(person, delivery, now + int(delay * 1000), attempt=(attempts + 1, first))
+    _outcome(person, record, "retrying", attempts + 1, reason=str(exc))
+    return _wake_later(task, person, delivery, delay)
+
+
+def _sleep(task: Task, rt: Any, person: str, delivery: str, delay: float, *, why: str) -> dict:
+    """Hold the lane for ``delay`` seconds without using up an attempt."""
+    rt.lanes.sleep(person, delivery, now_ms() + int(delay * 1000))
+    log.debug("%s: %s waits %.1fs (%s)", person, delivery, delay, why)
+    return _wake_later(task, person, delivery, delay)
+
+
+def _wake_later(task: Task, person: str, delivery: str, delay: float) -> dict:
+    if delay <= MAX_COUNTDOWN_SECONDS:
+        # A Celery retry of this very task: Flower shows it as RETRY.
+        raise task.retry(args=[person, delivery], countdown=delay, max_retries=None)
+    return {"sleeping": delivery, "seconds": round(delay, 1)}
+
+
+def _dead_letter(task: Task, rt: Any, person: str, delivery: str, record: dict, exc: Exception, *,
+                 attempts: int | None = None, first: int | None = None, reason: str | None = None) -> dict:
+    if attempts is None:
+        attempts, first = rt.lanes.attempts(delivery)
+    body = letter(delivery, record, reason or _reason(exc), response=_response(exc),
+                  attempts=attempts + 1, first_failure_ms=first)
+    _outcome(person, record, "dead_lettered", attempts + 1, reason=body["reason"])
+    _send_next(task, person, rt.lanes.finish(person, delivery, "dead_lettered", body))
+    return {"dead_lettered": delivery, "reason": body["reason"]}
+
+
+def _send_next(task: Task, person: str, head: str | None) -> None:
+    if head:
+        dispatch(task.app, person, head)
+
+
+def _reason(exc: Exception) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _response(exc: Exception) -> dict | None:
+    if isinstance(exc, IntercomError) and exc.status is not None:
+        return {"status": exc.status, "body": exc.body}
+    return None
+
+
+def _outcome(person: str, record: dict, status: str, attempts: int, *, reason: str | None = None,
+             calls: int | None = None) -> None:
+    """One log line per delivery outcome: person, action, status, attempts."""
+    extra = {"person": person, "action": record["action"], "status": status, "attempts": attempts,
+             "message_id": record["event"].get("messageId"), "reason": reason, "calls": calls}
+    level = logging.WARNING if status in ("dead_lettered",) else logging.INFO
+    log.log(level, "%s %s %s (attempts=%d)%s", status, record["action"], person, attempts,
+            f": {reason}" if reason else "", extra={"delivery": extra})
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -1,0 +1,122 @@
+"""Settings, read once from the environment and passed in.
+
+Every value is checked when the process starts; a bad value stops it with a
+message naming the variable.  Nothing here is read at import time: call
+``Settings.from_env()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+#: Intercom's regional API hosts (developers.intercom.com, "regional hosting").
+REGIONS = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+
+#: The API version whose request and response shapes this project follows.
+INTERCOM_VERSION = "2.16"
+
+#: Segment retries a failing event for 4 hours before it gives up; so do we.
+DEFAULT_RETRY_WINDOW_SECONDS = 4 * 3600
+
+#: How long a track or group for a never-identified person waits for an identify.
+DEFAULT_PARK_HOLD_SECONDS = 24 * 3600
+
+#: Our share of the token's per-window limit. 1.0 uses it all; lower it to
+#: leave room for the workspace's other apps.
+DEFAULT_RATE_SHARE = 1.0
+
+#: Back-pressure: the ingestion API answers 503 beyond this many unfinished events.
+DEFAULT_MAX_BACKLOG = 5_000_000
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # repr=False: the token must never reach a log line or a traceback.
+    access_token: str = field(default="", repr=False)
+    region: str = "us"
+    api_url: str = REGIONS["us"]
+    mappings_file: str | None = None
+    retry_window: float = DEFAULT_RETRY_WINDOW_SECONDS
+    park_hold: float = DEFAULT_PARK_HOLD_SECONDS
+    rate_share: float = DEFAULT_RATE_SHARE
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    write_keys: tuple[str, ...] = field(default=(), repr=False)
+    http_timeout: float = 30.0
+    log_format: str = "text"
+    # Seconds without a sign of life before a running delivery is taken for
+    # lost (its worker died) and sent again.
+    lease_seconds: float = 60.0
+
+    @property
+    def token_id(self) -> str:
+        """A short, stable, non-secret name for the access token.
+
+        Redis keys of the fleet-wide rate budget and the pause flag are per
+        token; they carry this digest, never the token itself.
+        """
+        return hashlib.sha256(self.access_token.encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = False) -> "Settings":
+        env = os.environ if env is None else env
+        region = env.get("INTERCOM_REGION", "us").strip().lower() or "us"
+        if region not in REGIONS:
+            raise SettingsError(
+                f"INTERCOM_REGION must be one of {', '.join(REGIONS)}; got {region!r}"
+            )
+        api_url = env.get("INTERCOM_API_URL", "").strip() or REGIONS[region]
+        if not api_url.startswith(("http://", "https://")):
+            raise SettingsError(f"INTERCOM_API_URL must be an http(s) URL; got {api_url!r}")
+        token = env.get("INTERCOM_ACCESS_TOKEN", "").strip()
+        if require_token and not token:
+            raise SettingsError("INTERCOM_ACCESS_TOKEN is not set; create an access token in Intercom's Developer Hub")
+        redis_url = env.get("REDIS_URL", cls.redis_url).strip()
+        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://; got {redis_url!r}")
+        mappings_file = env.get("MAPPINGS_FILE", "").strip() or None
+        if mappings_file and not os.path.isfile(mappings_file):
+            raise SettingsError(f"MAPPINGS_FILE names {mappings_file!r}, which is not a readable file")
+        log_format = env.get("LOG_FORMAT", "text").strip().lower()
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"LOG_FORMAT must be text or json; got {log_format!r}")
+        return cls(
+            redis_url=redis_url,
+            access_token=token,
+            region=region,
+            api_url=api_url.rstrip("/"),
+            mappings_file=mappings_file,
+            retry_window=_number(env, "RETRY_WINDOW_SECONDS", DEFAULT_RETRY_WINDOW_SECONDS, minimum=0),
+            park_hold=_number(env, "PARK_HOLD_SECONDS", DEFAULT_PARK_HOLD_SECONDS, minimum=0),
+            rate_share=_number(env, "RATE_LIMIT_SHARE", DEFAULT_RATE_SHARE, minimum=0.01, maximum=1.0),
+            max_backlog=int(_number(env, "MAX_BACKLOG", DEFAULT_MAX_BACKLOG, minimum=1)),
+            write_keys=tuple(k.strip() for k in env.get("WRITE_KEYS", "").split(",") if k.strip()),
+            http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+            log_format=log_format,
+            lease_seconds=_number(env, "LEASE_SECONDS", 60.0, minimum=1),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number; got {raw!r}") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise SettingsError(f"{name} must be {bound}; got {raw!r}")
+    return value

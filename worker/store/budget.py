@@ -1,0 +1,111 @@
+"""One rate budget per access token, shared by the whole fleet (DESIGN.md guarantee 5).
+
+Intercom allows a number of calls per 10-second window (``X-RateLimit-Limit``;
+1,666 at 10,000 a minute) for the app, whichever worker makes them.  Celery's
+own ``rate_limit`` is per worker, so the budget lives in Redis.
+
+Mechanism: a *reservation* schedule (the generic cell rate algorithm).  Each
+call reserves the next free slot, ``interval = window / allowed`` after the
+previous one; a worker whose slot is a moment away waits for it in its
+thread, one whose slot is far away gives its lane back to sleep until then.
+Calls are spread evenly, so the fleet never bursts past a window's limit and
+never piles up on a window boundary; slots are never refused and retried,
+which keeps CPU low when the fleet is saturated.
+
+What Intercom says on every response corrects the schedule: the window's
+limit, and when ``X-RateLimit-Remaining`` shows that other apps of the
+workspace spend the same allowance, the slots are pushed back so that our
+calls fit in what is left before ``X-RateLimit-Reset``.  A 429 pushes every
+slot past the window's reset.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from worker.intercom.errors import RateLimited
+from worker.store import keys
+
+#: Intercom's window and its default limit: 10,000 calls a minute spread over
+#: 10-second windows (developers.intercom.com, rate limiting).
+WINDOW_SECONDS = 10
+DEFAULT_LIMIT_PER_WINDOW = 1666
+
+#: A slot this close is waited for in the worker's thread; a later one hands
+#: the lane back to sleep (a thread should not idle for long).
+MAX_INLINE_WAIT_SECONDS = 2.0
+
+# KEYS: budget hash    ARGV: default limit, share, window ms, max wait ms
+# Returns the wait in ms before the reserved slot, or -(slot time) when the
+# slot is further than max wait (nothing is reserved then).
+_RESERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[1])
+local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2])) - 1)
+local interval = tonumber(ARGV[3]) / allowed
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
+local slot = math.max(now, tat)
+if slot - now > tonumber(ARGV[4]) then return -math.floor(slot) end
+redis.call('HSET', KEYS[1], 'tat', slot + interval)
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return math.floor(slot - now)
+"""
+
+# KEYS: budget hash, counters
+# ARGV: limit ('' if absent), remaining ('' if absent), reset s ('' if absent), status, share, window ms
+_OBSERVE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HINCRBY', KEYS[2], 'api_calls', 1)
+if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'limit', ARGV[1]) end
+if ARGV[3] == '' then return 0 end
+local reset = tonumber(ARGV[3]) * 1000
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
+if ARGV[4] == '429' then
+  redis.call('HINCRBY', KEYS[2], 'rate_limited', 1)
+  redis.call('HSET', KEYS[1], 'tat', math.max(tat, reset))
+  return 1
+end
+if ARGV[2] ~= '' and ARGV[1] ~= '' then
+  -- Fit our remaining calls of this window into what Intercom says is left.
+  local allowed = math.max(1, math.floor(tonumber(ARGV[1]) * tonumber(ARGV[5])) - 1)
+  local interval = tonumber(ARGV[6]) / allowed
+  local remaining = tonumber(ARGV[2])
+  local earliest = reset - remaining * interval
+  if remaining <= 0 then earliest = reset end
+  if earliest > tat and earliest > now then redis.call('HSET', KEYS[1], 'tat', earliest) end
+end
+return 0
+"""
+
+
+class RateBudget:
+    """The fleet's budget for one access token; the Intercom client calls it around each request."""
+
+    def __init__(self, redis: Any, token_id: str, *, share: float = 1.0,
+                 default_limit: int = DEFAULT_LIMIT_PER_WINDOW, window_seconds: float = WINDOW_SECONDS,
+                 max_inline_wait: float = MAX_INLINE_WAIT_SECONDS) -> None:
+        self.key = f"{keys.PREFIX}budget:{token_id}"
+        self.share = share
+        self.default_limit = default_limit
+        self.window_ms = int(window_seconds * 1000)
+        self.max_wait_ms = int(max_inline_wait * 1000)
+        self._reserve = redis.register_script(_RESERVE)
+        self._observe = redis.register_script(_OBSERVE)
+
+    def acquire(self) -> None:
+        """Take the next slot: wait for it if it is near, else raise RateLimited with its time."""
+        wait_ms = int(self._reserve(keys=[self.key], args=[self.default_limit, self.share, self.window_ms, self.max_wait_ms]))
+        if wait_ms < 0:
+            raise RateLimited("the fleet's rate budget is spent for now", reset_at=-wait_ms / 1000)
+        if wait_ms:
+            time.sleep(wait_ms / 1000)
+
+    def observe(self, response: Any) -> None:
+        """Learn from X-RateLimit-* headers; count the call (and a 429)."""
+        headers = response.headers
+        args = [headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", ""),
+                headers.get("X-RateLimit-Reset", ""), str(response.status_code), self.share, self.window_ms]
+        self._observe(keys=[self.key, keys.COUNTERS], args=args)

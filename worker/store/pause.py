@@ -1,0 +1,41 @@
+"""Pausing the destination when Intercom refuses the access token (401).
+
+A bad token fails every event the same way; dead-lettering them all would
+turn one configuration mistake into a flood of dead letters.  Instead the
+first 401 pauses delivery for that token: lanes sleep and are not sent,
+``status`` and the logs say why, and the sweep probes ``GET /me`` until the
+token works again, then delivery resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from worker.store import keys
+
+#: How often a paused destination is probed, and how long its lanes sleep.
+PROBE_INTERVAL_SECONDS = 30.0
+
+
+class Pause:
+    def __init__(self, redis: Any, token_id: str) -> None:
+        self.redis = redis
+        self.key = f"{keys.PREFIX}paused:{token_id}"
+
+    def pause(self, reason: str) -> bool:
+        """Pause; returns True if this call paused it (False if it already was)."""
+        value = json.dumps({"reason": reason, "since": int(time.time())})
+        return bool(self.redis.set(self.key, value, nx=True))
+
+    def resume(self) -> None:
+        self.redis.delete(self.key)
+
+    def reason(self) -> dict | None:
+        raw = self.redis.get(self.key)
+        return json.loads(raw) if raw else None
+
+    def probe_due(self) -> bool:
+        """True at most once per probe interval across the fleet."""
+        return bool(self.redis.set(self.key + ":probe", "1", nx=True, ex=int(PROBE_INTERVAL_SECONDS)))

@@ -1,0 +1,99 @@
+"""The Celery tasks: thin, like a web view (STYLE.md practice 2).
+
+* ``intercom.ingest``: moves accepted events from the queue into their
+  people's lanes, one delivery per triggered mapping.
+* ``intercom.identify_contact``, ``intercom.track_event``,
+  ``intercom.identify_company``: run the head of one lane through its action
+  and decide what happens next from the outcome.  Their arguments are the
+  person and the delivery id only, so Flower shows who and what, and no
+  secret ever travels in a task.
+* ``intercom.sweep`` (celery beat): resends lanes whose worker died or whose
+  retry is due, dead-letters parked events past the hold time, trims dead
+  letters, and probes a paused destination.
+
+The decisions (which outcome leads where) live in ``delivery.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, Task
+
+from worker.actions import ACTIONS
+from worker.delivery import deliver, dispatch
+from worker.mappings import select
+from worker.runtime import get_runtime
+from worker.store.lanes import delivery_id
+
+log = logging.getLogger("worker.tasks")
+
+SWEEP_TASK = "intercom.sweep"
+INGEST_TASK = "intercom.ingest"
+
+
+def register_tasks(app: Celery) -> None:
+    """Register every task on ``app`` (explicitly, no import-time registration)."""
+    app.task(name=INGEST_TASK, bind=True, acks_late=True)(ingest)
+    for action in ACTIONS.values():
+        app.task(name=action.TASK_NAME, bind=True, acks_late=True, max_retries=None)(run_action)
+    app.task(name=SWEEP_TASK, bind=True, ignore_result=True)(sweep)
+
+
+def ingest(task: Task, envelopes: list[dict]) -> dict:
+    """Append each accepted event to its person's lane; send the lanes this woke."""
+    rt = get_runtime()
+    mappings = list(rt.mappings.values())
+    pipe = rt.redis.pipeline(transaction=False)
+    people = []
+    for envelope in envelopes:
+        seq, event = envelope["seq"], envelope["event"]
+        person = str(event.get("userId") or event.get("anonymousId"))
+        chosen = select(mappings, event)
+        deliveries = [(delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event))
+                      for i, m in enumerate(chosen)]
+        rt.lanes.ingest(seq, person, str(event.get("messageId") or seq), deliveries, pipe=pipe)
+        people.append(person)
+    woken = [(person, head) for person, head in zip(people, pipe.execute()) if head]
+    for person, head in woken:
+        dispatch(task.app, person, head)
+    return {"events": len(envelopes), "lanes_woken": len(woken)}
+
+
+def run_action(task: Task, person: str, delivery: str) -> dict:
+    """Deliver the head of ``person``'s lane, if ``delivery`` is still it."""
+    return deliver(task, get_runtime(), person, delivery)
+
+
+def sweep(task: Task) -> dict:
+    """Periodic housekeeping; safe to run on any number of beat ticks at once."""
+    rt = get_runtime()
+    woken = rt.lanes.sweep()
+    for person, head in woken:
+        dispatch(task.app, person, head)
+    expired = rt.lanes.expire_parked()
+    trimmed = rt.dead_letters.trim()
+    resumed = _probe_pause(rt)
+    if woken or expired or trimmed or resumed:
+        log.info("sweep: resent %d lanes, dead-lettered %d parked, trimmed %d dead letters%s",
+                 len(woken), expired, trimmed, ", destination resumed" if resumed else "")
+    return {"resent": len(woken), "expired_parked": expired, "trimmed": trimmed}
+
+
+def _record(person: str, seq: int, mapping: str, action: str, event: dict) -> dict:
+    return {"person": person, "seq": seq, "mapping": mapping, "action": action, "event": event}
+
+
+def _probe_pause(rt: Any) -> bool:
+    """While the destination is paused for a bad token, check whether it works again."""
+    paused = rt.pause.reason()
+    if not paused or not rt.pause.probe_due():
+        return False
+    try:
+        rt.client.me()
+    except Exception as exc:  # any failure: still paused; say so once per probe
+        log.error("destination still paused: Intercom refuses the access token (%s)", type(exc).__name__)
+        return False
+    rt.pause.resume()
+    return True

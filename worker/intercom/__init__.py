@@ -1,0 +1,1 @@
+"""Intercom: the REST client, its error tree, and the fake Intercom server."""

@@ -1,0 +1,144 @@
+"""The contact-id cache: which Intercom contact a person's ids point at.
+
+Filled by identify responses and searches, read by the actions (an update
+costs one PUT instead of a search and a write) and by the lane scheduler (a
+track for a person with no cached contact waits for that person's identify).
+Dropped on 404/410; moved to the user when a lead is merged into it.  A
+cache miss is never wrong, only slower: an action that misses creates first
+and learns the id from Intercom's 409.
+
+Keys, all under ``relay:contact:``::
+
+    relay:contact:ext:<external_id>      hash {id, role}
+    relay:contact:email:<email, lower>   hash {id, role}
+    relay:contact:anon:<anonymous_id>    hash {id, role}
+    relay:contact:keys:<contact id>      set of the keys above that point at it (for forget)
+    relay:contact:companies:<contact id> set of Intercom company ids it is attached to
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis as redis_lib
+
+from worker.store.keys import PREFIX
+
+CONTACT_PREFIX = PREFIX + "contact:"
+
+#: Contacts live for years, so a long TTL saves calls; but a contact deleted
+#: or merged away in Intercom's UI leaves no trace here, and must not be
+#: trusted forever.  A month bounds how long a stale id costs an extra call.
+DEFAULT_TTL_SECONDS = 30 * 24 * 3600
+
+_KINDS = ("ext", "email", "anon")
+
+
+@dataclass(frozen=True)
+class CachedContact:
+    """An Intercom contact id and its role ("user" or "lead")."""
+
+    id: str
+    role: str
+
+
+class ContactCache:
+    """Person ids -> Intercom contact, in Redis (a ``decode_responses=True`` client)."""
+
+    def __init__(self, redis: redis_lib.Redis, *, ttl: int = DEFAULT_TTL_SECONDS) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    def get(self, *, external_id: str | None = None, email: str | None = None,
+            anonymous_id: str | None = None) -> CachedContact | None:
+        """The contact of the first id that is cached, in the order external_id, email, anonymous_id."""
+        keys = _keys(external_id=external_id, email=email, anonymous_id=anonymous_id)
+        if not keys:
+            return None
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        for found in pipe.execute():
+            if found.get("id"):
+                return CachedContact(found["id"], found.get("role", "user"))
+        return None
+
+    def remember(self, contact_id: str, role: str, *, external_id: str | None = None,
+                 email: str | None = None, anonymous_id: str | None = None) -> None:
+        """Point the given ids at the contact (and refresh their TTL)."""
+        if email and role == "lead" and self._user_owns(email, contact_id):
+            email = None  # a user and a lead may share an email: the user wins lookups
+        keys = _keys(external_id=external_id, email=email, anonymous_id=anonymous_id)
+        if keys:
+            pipe = self.redis.pipeline()
+            self._point(pipe, keys, contact_id, role)
+            pipe.execute()
+
+    def forget(self, contact_id: str) -> None:
+        """Drop every key that still points at the contact, and its memberships."""
+        keys = self._owned_keys(contact_id)
+        self.redis.delete(_reverse_key(contact_id), _companies_key(contact_id), *keys)
+
+    def move(self, old_id: str, new_id: str, role: str) -> None:
+        """Re-point every key and membership of a contact merged away at the one it became."""
+        keys = self._owned_keys(old_id)
+        companies = sorted(self.redis.smembers(_companies_key(old_id)))
+        pipe = self.redis.pipeline()
+        pipe.delete(_reverse_key(old_id), _companies_key(old_id))
+        if keys:
+            self._point(pipe, keys, new_id, role)
+        if companies:
+            pipe.sadd(_companies_key(new_id), *companies)
+            pipe.expire(_companies_key(new_id), self.ttl)
+        pipe.execute()
+
+    def is_member(self, contact_id: str, company_intercom_id: str) -> bool:
+        """Whether the contact is known to be attached to the company."""
+        return bool(self.redis.sismember(_companies_key(contact_id), company_intercom_id))
+
+    def remember_membership(self, contact_id: str, company_intercom_id: str) -> None:
+        """Record that the contact is attached to the company."""
+        key = _companies_key(contact_id)
+        pipe = self.redis.pipeline()
+        pipe.sadd(key, company_intercom_id)
+        pipe.expire(key, self.ttl)
+        pipe.execute()
+
+    def _owned_keys(self, contact_id: str) -> list[str]:
+        """The keys of the reverse index that still point at the contact."""
+        keys = sorted(self.redis.smembers(_reverse_key(contact_id)))
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.hget(key, "id")
+        # A key re-pointed at another contact since (a lead's anonymous id now
+        # on the user it was merged into) is not this contact's any more.
+        return [key for key, owner in zip(keys, pipe.execute()) if owner == contact_id]
+
+    def _point(self, pipe: redis_lib.client.Pipeline, keys: list[str], contact_id: str, role: str) -> None:
+        """Queue: point the keys at the contact, and list them in its reverse index."""
+        for key in keys:
+            pipe.hset(key, mapping={"id": contact_id, "role": role})
+            pipe.expire(key, self.ttl)
+        pipe.sadd(_reverse_key(contact_id), *keys)
+        pipe.expire(_reverse_key(contact_id), self.ttl)
+
+    def _user_owns(self, email: str, contact_id: str) -> bool:
+        """Whether the email already points at a different contact that is a user."""
+        current = self.get(email=email)
+        return current is not None and current.role == "user" and current.id != contact_id
+
+
+def _keys(*, external_id: str | None, email: str | None, anonymous_id: str | None) -> list[str]:
+    """The cache keys of the given ids, in lookup order; blank ids have none."""
+    values = (external_id, email.strip().lower() if email else None, anonymous_id)
+    return [f"{CONTACT_PREFIX}{kind}:{value}" for kind, value in zip(_KINDS, values) if value]
+
+
+def _reverse_key(contact_id: str) -> str:
+    """The set of keys that point at a contact."""
+    return f"{CONTACT_PREFIX}keys:{contact_id}"
+
+
+def _companies_key(contact_id: str) -> str:
+    """The set of companies a contact is attached to."""
+    return f"{CONTACT_PREFIX}companies:{contact_id}"

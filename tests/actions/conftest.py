@@ -1,0 +1,39 @@
+"""Fixtures of the action tests: an Intercom stub behind a real client, a fakeredis cache."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import fakeredis
+import httpx
+import pytest
+
+from tests.actions.stubs import TOKEN, StubIntercom
+from worker.actions import ActionContext
+from worker.intercom.client import IntercomClient
+from worker.store.contacts import ContactCache
+
+
+@pytest.fixture
+def stub() -> Any:
+    intercom = StubIntercom()
+    yield intercom
+    intercom.verify()
+
+
+@pytest.fixture
+def contacts() -> ContactCache:
+    return ContactCache(fakeredis.FakeRedis(decode_responses=True))
+
+
+@pytest.fixture
+def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Callable[..., ActionContext]:
+    client = IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(stub))
+
+    def make(*, user_id: str | None = None, anonymous_id: str | None = None) -> ActionContext:
+        return ActionContext(client=client, contacts=contacts, user_id=user_id, anonymous_id=anonymous_id,
+                             log=logging.getLogger("tests.actions"))
+
+    yield make
+    client.close()

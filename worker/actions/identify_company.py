@@ -1,0 +1,93 @@
+"""Identify Company: upsert a company, then attach the person's contact to it.
+
+Calls per event, against Segment's search + upsert + attach (3):
+
+- contact cached (or contact_id given) and membership known: one upsert;
+- contact cached, membership new: upsert + attach;
+- contact not cached: upsert + a search by external_id (then by email) + attach.
+
+The attach names the company by its Intercom ``id`` from the upsert's answer,
+not by our company_id.  A contact that can't be found raises ContactNotFound,
+so the caller parks the event until the person's identify: a group is never
+silently left unattached.
+"""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.intercom.errors import ContactNotFound, NotFound, RetryableError
+
+NAME = "identify_company"
+TASK_NAME = "intercom.identify_company"
+NEEDS_CONTACT = True
+
+#: Intercom stores monthly_spend as a 32-bit signed integer.
+MAX_MONTHLY_SPEND = 2**31 - 1
+
+COMPANY_FIELDS = ("company_id", "name", "monthly_spend", "plan", "size", "website", "industry",
+                  "remote_created_at", "custom_attributes")
+
+
+class Fields(FieldsSchema):
+    """The mapped fields of Identify Company."""
+
+    company_id = StrId(required=True)
+    name = fields.String()
+    # strict=False truncates 155.98 to 155, as Intercom itself would.
+    monthly_spend = fields.Integer(strict=False, validate=validate.Range(max=MAX_MONTHLY_SPEND))
+    plan = fields.String()
+    size = fields.Integer(strict=False, validate=validate.Range(min=0))
+    website = fields.String()
+    industry = fields.String()
+    remote_created_at = UnixSeconds()
+    custom_attributes = fields.Dict(keys=fields.String())
+    external_id = StrId()
+    email = fields.String()
+    contact_id = StrId()
+
+
+def build_body(fields: dict) -> dict:
+    """The body of POST /companies: the company's own fields only."""
+    return {name: fields[name] for name in COMPANY_FIELDS if name in fields}
+
+
+def perform(ctx: ActionContext, fields: dict) -> dict:
+    """Upsert the company and attach the contact; returns both ids, whether attached, calls."""
+    fields = load_fields(Fields, fields)
+    company = ctx.call(ctx.client.upsert_company, build_body(fields))
+    contact_id = _find_contact(ctx, fields)
+    attached = not ctx.contacts.is_member(contact_id, company["id"])
+    if attached:
+        _attach(ctx, contact_id, company["id"])
+    return {"company_id": company["id"], "contact_id": contact_id, "attached": attached, "calls": ctx.calls}
+
+
+def _find_contact(ctx: ActionContext, fields: dict) -> str:
+    """The contact to attach: given, else cached, else searched; ContactNotFound if none."""
+    if "contact_id" in fields:
+        return fields["contact_id"]
+    external_id, email = fields.get("external_id"), fields.get("email")
+    cached = ctx.contacts.get(external_id=external_id, email=email, anonymous_id=ctx.anonymous_id)
+    if cached is not None:
+        return cached.id
+    for key, value in (("external_id", external_id), ("email", email)):
+        found = search_contact(ctx, key, value) if value else None
+        if found is not None:
+            ctx.contacts.remember(found["id"], found.get("role") or "user", **{key: value})
+            return found["id"]
+    raise ContactNotFound(f"no Intercom contact for external_id={external_id!r}, email={email!r} yet")
+
+
+def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str) -> None:
+    """Attach the contact to the company and remember that it is."""
+    try:
+        ctx.call(ctx.client.attach_company, contact_id, company_intercom_id)
+    except NotFound as exc:
+        if exc.code == "company_not_found":
+            # The company was upserted a moment ago: Intercom has not caught up.
+            raise RetryableError(str(exc), exc.status, exc.body, exc.code) from exc
+        ctx.contacts.forget(contact_id)
+        raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
+    ctx.contacts.remember_membership(contact_id, company_intercom_id)

@@ -1,0 +1,162 @@
+"""Identify Contact: create or update a user or lead, and fold a lead into its user.
+
+Calls per event, against Segment's search + write (2):
+
+- user already cached: one PUT; a stale id (404/410) is forgotten, then as below;
+- new user with an external_id: one POST (create first); if Intercom answers
+  409 "already exists with id=X" (its search index lags), one more PUT to X;
+- user with only an email: a search for a user with that email, then PUT or POST;
+- lead: PUT when its anonymous id is cached (as a lead, or as the user it has
+  become), else POST;
+- plus one merge per lead of the same person when the identify is for a user:
+  a lead cached under the event's anonymous id or under the user's email (the
+  match Intercom itself calls a duplicate).  The lead's events and companies
+  move to the user, and so do its cached ids and memberships.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate, validates_schema
+
+from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.intercom.errors import Conflict, NotFound, SearchLagConflict, conflicting_contact_id
+
+NAME = "identify_contact"
+TASK_NAME = "intercom.identify_contact"
+NEEDS_CONTACT = False
+
+ROLES = ("user", "lead")
+
+# Intercom's order of the contact fields, for readable request logs.
+BODY_FIELDS = ("role", "external_id", "email", "phone", "name", "avatar", "signed_up_at",
+               "last_seen_at", "owner_id", "unsubscribed_from_emails", "custom_attributes")
+
+
+class Fields(FieldsSchema):
+    """The mapped fields of Identify Contact."""
+
+    # Intercom's contact schema marks these nullable: null clears the attribute.
+    NULLABLE = frozenset({"phone", "name", "avatar", "signed_up_at", "last_seen_at", "owner_id",
+                          "unsubscribed_from_emails", "custom_attributes"})
+
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    external_id = StrId()
+    email = fields.String()
+    phone = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    avatar = fields.String(allow_none=True)
+    signed_up_at = UnixSeconds(allow_none=True)
+    last_seen_at = UnixSeconds(allow_none=True)
+    owner_id = StrId(allow_none=True)  # a string since 2.16; an integer id is accepted and converted
+    unsubscribed_from_emails = fields.Boolean(allow_none=True)
+    custom_attributes = fields.Dict(keys=fields.String(), allow_none=True)
+
+    @validates_schema
+    def _identity(self, data: dict, **kwargs: Any) -> None:
+        """A lead has no external_id; a user needs an external_id or an email."""
+        if data.get("role") == "lead" and "external_id" in data:
+            # The default mapping makes role "user" whenever userId exists, so an
+            # external_id on a lead is a broken custom mapping: say so.
+            raise ValidationError("a lead never carries an external_id (Intercom sets it on users only)", "external_id")
+        if data.get("role") == "user" and "external_id" not in data and "email" not in data:
+            raise ValidationError("a user needs an email when external_id is blank", "email")
+
+
+def build_body(fields: dict) -> dict:
+    """The body of POST /contacts or PUT /contacts/{id} for loaded fields."""
+    return {name: fields[name] for name in BODY_FIELDS if name in fields}
+
+
+def perform(ctx: ActionContext, fields: dict) -> dict:
+    """Create or update the contact; returns its id, role, any merged lead and the calls made."""
+    fields = load_fields(Fields, fields)
+    body = build_body(fields)
+    if fields["role"] == "lead":
+        contact, role = _identify_lead(ctx, body)
+    else:
+        contact, role = _identify_user(ctx, body), "user"
+    role = contact.get("role") or role
+    merged = _merge_leads(ctx, contact["id"], fields.get("email")) if role == "user" else []
+    ctx.contacts.remember(contact["id"], role, external_id=fields.get("external_id"),
+                          email=fields.get("email"), anonymous_id=ctx.anonymous_id)
+    return {"contact_id": contact["id"], "role": role, "merged_leads": merged, "calls": ctx.calls}
+
+
+def _identify_user(ctx: ActionContext, body: dict) -> dict:
+    """Update the cached user, else create it (by external_id) or find it (by email)."""
+    external_id, email = body.get("external_id"), body.get("email")
+    cached = ctx.contacts.get(external_id=external_id) if external_id else ctx.contacts.get(email=email)
+    if cached is not None and cached.role == "user":
+        contact = _update_known(ctx, cached.id, body)
+        if contact is not None:
+            return contact
+    if external_id:
+        return _create(ctx, body)
+    # Email-only users have no unique key for Intercom to 409 on: look first.
+    found = search_contact(ctx, "email", email, role="user")
+    return ctx.call(ctx.client.update_contact, found["id"], body) if found else _create(ctx, body)
+
+
+def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
+    """Update the lead (or the user it became) cached by anonymous id, else create a lead."""
+    cached = ctx.contacts.get(anonymous_id=ctx.anonymous_id) if ctx.anonymous_id else None
+    if cached is not None:
+        # A converted lead is a user now: keep its role, write only the traits.
+        update = body if cached.role == "lead" else {k: v for k, v in body.items() if k not in ("role", "external_id")}
+        contact = _update_known(ctx, cached.id, update)
+        if contact is not None:
+            return contact, cached.role
+    return ctx.call(ctx.client.create_contact, body), "lead"
+
+
+def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | None:
+    """PUT to a contact we believe exists; None (and forgotten) if it is gone."""
+    try:
+        return ctx.call(ctx.client.update_contact, contact_id, body)
+    except NotFound:
+        # Deleted, or merged away (410) in Intercom since we cached it.
+        ctx.log.info("contact %s is gone from Intercom; forgetting it", contact_id)
+        ctx.contacts.forget(contact_id)
+        return None
+
+
+def _create(ctx: ActionContext, body: dict) -> dict:
+    """POST a user; on 409 "already exists with id=X", update X instead."""
+    try:
+        return ctx.call(ctx.client.create_contact, body)
+    except Conflict as exc:
+        existing = conflicting_contact_id(exc)
+        contact = _update_known(ctx, existing, body) if existing else None
+        if contact is None:
+            raise SearchLagConflict(str(exc), exc.status, exc.body, exc.code) from exc
+        return contact
+
+
+def _merge_leads(ctx: ActionContext, user_id: str, email: str | None) -> list[str]:
+    """Merge the person's cached leads into the user; the ids of the leads merged."""
+    leads = _leads_of(ctx, email)
+    for lead_id in leads:
+        if lead_id != user_id:
+            _merge(ctx, lead_id, user_id)
+    return [lead_id for lead_id in leads if lead_id != user_id]
+
+
+def _leads_of(ctx: ActionContext, email: str | None) -> list[str]:
+    """The leads cached under the event's anonymous id and under the email, without repeats."""
+    cached = [ctx.contacts.get(anonymous_id=ctx.anonymous_id) if ctx.anonymous_id else None,
+              ctx.contacts.get(email=email) if email else None]
+    return list(dict.fromkeys(c.id for c in cached if c is not None and c.role == "lead"))
+
+
+def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:
+    """POST /contacts/merge the lead into the user; the lead's cached ids now name the user."""
+    try:
+        # Same anonymous id (or email): the same person. Without the flag 2.16 demands a shared email or phone.
+        ctx.call(ctx.client.merge_contacts, lead_id, user_id, skip_duplicate_validation=True)
+    except NotFound:
+        # Already merged by an earlier delivery of this event (or deleted): nothing left to fold in.
+        ctx.log.info("lead %s is already gone; nothing to merge into %s", lead_id, user_id)
+    # Its anonymous ids, email and companies are the user's now (Intercom moved them too).
+    ctx.contacts.move(lead_id, user_id, "user")

@@ -1,0 +1,207 @@
+"""``intercom-relay``: the one command line of the project.
+
+Every subcommand reads its settings from the environment (see README's
+configuration table) and answers bad input with a message naming the problem
+and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import redis as redis_lib
+
+from worker.settings import Settings, SettingsError
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings.from_env(**overrides)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _redis(settings: Settings) -> Any:
+    client = redis_lib.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis_lib.RedisError as exc:
+        raise click.ClickException(f"Redis at REDIS_URL does not answer: {exc}") from None
+    return client
+
+
+def _enqueuer(settings: Settings) -> Any:
+    from producers.enqueue import Enqueuer  # noqa: PLC0415 - keeps `--help` fast
+    from worker.celery_app import create_app  # noqa: PLC0415
+
+    return Enqueuer(_redis(settings), create_app(settings), max_backlog=settings.max_backlog)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Intercom Relay: sync Segment-spec events into Intercom."""
+
+
+@main.command()
+@click.argument("file", type=click.Path(allow_dash=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Validate only; accept nothing.")
+def replay(file: str, dry_run: bool) -> None:
+    """Accept the Segment events of FILE (JSON Lines; '-' for stdin)."""
+    from producers.replay import format_summary, replay as run_replay  # noqa: PLC0415
+
+    if file != "-":
+        try:
+            open(file, "rb").close()
+        except OSError as exc:
+            raise click.ClickException(f"cannot read {file}: {exc.strerror}") from None
+    from producers.enqueue import BackPressure  # noqa: PLC0415
+
+    settings = _settings()
+    enqueuer = None if dry_run else _enqueuer(settings)
+    try:
+        summary = run_replay(file, enqueuer, dry_run=dry_run)
+    except BackPressure as exc:
+        raise click.ClickException(f"stopped: {exc}; the lines before were accepted") from None
+    # A refused line is reported, not fatal: exit 0 means every valid line was accepted.
+    click.echo(format_summary(summary), err=True)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def status(as_json: bool) -> None:
+    """Fleet-wide pipeline counts: accepted, delivered, filtered, parked, retrying, dead-lettered, backlog."""
+    from worker.store.counters import Counters  # noqa: PLC0415
+    from worker.store.pause import Pause  # noqa: PLC0415
+
+    settings = _settings()
+    redis = _redis(settings)
+    counts: dict[str, Any] = Counters(redis).snapshot()
+    paused = Pause(redis, settings.token_id).reason()
+    counts["paused"] = paused
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    for name, value in counts.items():
+        if name != "paused":
+            click.echo(f"{name:>14}  {value}")
+    if paused:
+        click.echo(f"\nPAUSED since {paused['since']}: {paused['reason']}", err=True)
+
+
+@main.command()
+def check() -> None:
+    """Call GET /me with the configured token and region; say what is wrong, if anything."""
+    from worker.intercom.client import IntercomClient  # noqa: PLC0415
+    from worker.intercom.errors import IntercomError, Unauthorized  # noqa: PLC0415
+
+    settings = _settings(require_token=True)
+    with IntercomClient.from_settings(settings) as client:
+        try:
+            me = client.me()
+        except Unauthorized:
+            raise click.ClickException(
+                f"Intercom at {settings.api_url} refuses the access token (401): check INTERCOM_ACCESS_TOKEN, "
+                f"and INTERCOM_REGION if the workspace is hosted in the EU or Australia") from None
+        except IntercomError as exc:
+            raise click.ClickException(f"Intercom at {settings.api_url} answered: {exc}") from None
+    app = me.get("app") or {}
+    click.echo(f"ok: {me.get('name') or me.get('email')} on app {app.get('name')!r} "
+               f"({app.get('id_code')}, region {app.get('region')}) via {settings.api_url}")
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """List, replay or purge dead letters."""
+
+
+def _letters(reason: str | None, person: str | None, ids: tuple[str, ...]) -> tuple[Any, list]:
+    from worker.store.deadletters import DeadLetters  # noqa: PLC0415
+    from worker.store.lanes import Lanes  # noqa: PLC0415
+
+    settings = _settings()
+    redis = _redis(settings)
+    store = DeadLetters(redis, Lanes(redis))
+    return store, list(store.iter(reason=reason, person=person, ids=list(ids) or None))
+
+
+_filters = [
+    click.option("--reason", help="Only letters whose reason contains this text."),
+    click.option("--person", help="Only this person's letters (userId, else anonymousId)."),
+    click.option("--id", "ids", multiple=True, help="Only these dead letter ids (repeatable)."),
+]
+
+
+def _with_filters(f: Any) -> Any:
+    for option in reversed(_filters):
+        f = option(f)
+    return f
+
+
+@dead_letters.command("list")
+@_with_filters
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ...], as_json: bool) -> None:
+    """Show dead letters, oldest first."""
+    _, letters = _letters(reason, person, ids)
+    for dead in letters:
+        if as_json:
+            click.echo(json.dumps(dead.as_dict()))
+        else:
+            click.echo(f"{dead.id}  {dead.person}  {dead.action}  attempts={dead.attempts}  {dead.reason}")
+    if not as_json:
+        click.echo(f"{len(letters)} dead letter(s)", err=True)
+
+
+@dead_letters.command("replay")
+@_with_filters
+@click.option("--all", "everything", is_flag=True, help="Replay every dead letter (required without a filter).")
+def replay_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ...], everything: bool) -> None:
+    """Put dead letters back at the end of their person's lane."""
+    from worker.celery_app import create_app  # noqa: PLC0415
+    from worker.delivery import dispatch  # noqa: PLC0415
+
+    if not (reason or person or ids or everything):
+        raise click.UsageError("say which letters: --reason, --person, --id, or --all")
+    store, letters = _letters(reason, person, ids)
+    replayed, heads = store.replay(letters)
+    app = create_app(_settings())
+    for who, head in heads:
+        dispatch(app, who, head)
+    click.echo(f"replayed {replayed} dead letter(s)")
+
+
+@dead_letters.command("purge")
+@_with_filters
+@click.option("--all", "everything", is_flag=True, help="Purge every dead letter (required without a filter).")
+def purge_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ...], everything: bool) -> None:
+    """Delete dead letters for good."""
+    if not (reason or person or ids or everything):
+        raise click.UsageError("say which letters: --reason, --person, --id, or --all")
+    store, letters = _letters(reason, person, ids)
+    click.echo(f"purged {store.purge(letters)} dead letter(s)")
+
+
+@main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def fake_intercom(ctx: click.Context) -> None:
+    """Run the fake Intercom server (see --help of python -m worker.intercom.fake)."""
+    from worker.intercom.fake.__main__ import main as fake_main  # noqa: PLC0415
+
+    sys.exit(fake_main(ctx.args))
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8000, show_default=True, envvar="PORT", type=int)
+def serve(host: str, port: int) -> None:
+    """Run the Segment-compatible ingestion API."""
+    from producers.http import serve as run_server  # noqa: PLC0415
+
+    run_server(_settings(), host=host, port=port)
+
+
+if __name__ == "__main__":
+    main()

@@ -79,9 +79,30 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
         contact, role = _identify_user(ctx, body), "user"
     role = contact.get("role") or role
     merged = _merge_leads(ctx, contact["id"], fields.get("email")) if role == "user" else []
-    ctx.contacts.remember(contact["id"], role, external_id=fields.get("external_id"),
-                          email=fields.get("email"), anonymous_id=ctx.anonymous_id)
-    return {"contact_id": contact["id"], "role": role, "merged_leads": merged, "calls": ctx.calls}
+    contact_id, role, late = _link_anonymous(ctx, contact["id"], role)
+    ctx.contacts.remember(contact_id, role, external_id=fields.get("external_id"),
+                          email=fields.get("email") if contact_id == contact["id"] else None)
+    return {"contact_id": contact_id, "role": role, "merged_leads": merged + late, "calls": ctx.calls}
+
+
+def _link_anonymous(ctx: ActionContext, contact_id: str, role: str) -> tuple[str, str, list[str]]:
+    """Tie the event's anonymous id to the contact, merging a lead the other lane just made.
+
+    Returns the contact the person is now (a lead that lost the race to its
+    own user identify becomes that user), its role, and any lead merged here.
+    """
+    if not ctx.anonymous_id:
+        return contact_id, role, []
+    previous = ctx.contacts.link_anonymous(ctx.anonymous_id, contact_id, role)
+    if previous is None:
+        return contact_id, role, []
+    if role == "lead" and previous.role == "user":
+        _merge(ctx, contact_id, previous.id)  # the user identify ran meanwhile: this lead is that user
+        return previous.id, "user", [contact_id]
+    if role == "user" and previous.role == "lead":
+        _merge(ctx, previous.id, contact_id)  # a lead identify ran meanwhile: fold it in
+        return contact_id, role, [previous.id]
+    return contact_id, role, []
 
 
 def _identify_user(ctx: ActionContext, body: dict) -> dict:

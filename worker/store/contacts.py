@@ -26,6 +26,18 @@ from worker.store.keys import PREFIX
 
 CONTACT_PREFIX = PREFIX + "contact:"
 
+# KEYS: anon key, reverse key of the new contact   ARGV: contact id, role, ttl
+_LINK_ANONYMOUS = """
+local before = redis.call('HMGET', KEYS[1], 'id', 'role')
+if before[1] and before[2] == 'user' and ARGV[2] == 'lead' then return before end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'role', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], KEYS[1])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+if before[1] then return before end
+return false
+"""
+
 #: Contacts live for years, so a long TTL saves calls; but a contact deleted
 #: or merged away in Intercom's UI leaves no trace here, and must not be
 #: trusted forever.  A month bounds how long a stale id costs an extra call.
@@ -91,6 +103,29 @@ class ContactCache:
             pipe.sadd(_companies_key(new_id), *companies)
             pipe.expire(_companies_key(new_id), self.ttl)
         pipe.execute()
+
+    def link_anonymous(self, anonymous_id: str, contact_id: str, role: str) -> CachedContact | None:
+        """Point an anonymous id at a contact atomically; returns who held it before.
+
+        A converted lead's events run in two lanes (its anonymousId's and its
+        userId's), so its lead identify and its user identify may run at the
+        same time.  A lead never takes an anonymous id from a user; a user
+        always takes it.  Whoever comes second sees the other in the return
+        value and merges the lead into the user, so the person ends as one
+        contact whatever the interleaving.
+        """
+        key = f"{CONTACT_PREFIX}anon:{anonymous_id}"
+        before = self._link(keys=[key, _reverse_key(contact_id)], args=[contact_id, role, self.ttl])
+        if not before:
+            return None
+        previous = CachedContact(before[0], before[1])
+        return None if previous.id == contact_id else previous
+
+    @property
+    def _link(self):  # registered lazily: the cache is also built on clients that never link
+        if not hasattr(self, "_link_script"):
+            self._link_script = self.redis.register_script(_LINK_ANONYMOUS)
+        return self._link_script
 
     def is_member(self, contact_id: str, company_intercom_id: str) -> bool:
         """Whether the contact is known to be attached to the company."""

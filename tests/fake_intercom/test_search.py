@@ -73,6 +73,8 @@ def test_operators_on_string_fields(fake_intercom_client):
     assert search(by("email", "ANN", "^")) == {made["ann"]}  # emails are case-insensitive
     assert search(by("email", ".org", "$")) == {made["cid"]}
     assert search(by("role", "user")) == set(made.values())
+    assert search(by("id", made["bob"])) == {made["bob"]}
+    assert search(by("email", ["ANN@acme.com", "cid@other.org"], "IN")) == {made["ann"], made["cid"]}
 
 
 def test_and_or_groups_up_to_two_levels(fake_intercom_client):

@@ -57,6 +57,13 @@ FIELD_TYPES: dict[str, str] = {
     "tag_id": "tag",
 }
 
+#: Searchable documents are sparse (no None values, to keep a large workspace small): these
+#: are the values of fields a document leaves out, and fields stored under another name.
+FIELD_DEFAULTS: dict[str, Any] = {
+    "unsubscribed_from_emails": False, "marked_email_as_spam": False, "has_hard_bounced": False,
+}
+FIELD_ALIASES = {"formatted_phone": "phone"}
+
 #: Emails are matched case-insensitively (undocumented; Intercom treats addresses so). The
 #: state stores these fields lower-cased in its searchable documents.
 CASE_INSENSITIVE_FIELDS = frozenset({"email", "email_domain"})
@@ -124,7 +131,8 @@ def _compile_filter(flt: dict[str, Any]) -> Predicate:
     if op in ("IN", "NIN") and not isinstance(value, list):
         raise SearchError("bad_request", f"Operator '{op}' needs an array value")
     match = _MATCHERS[kind](op, _coerce(kind, name, value))
-    return lambda doc: match(doc.get(name))
+    key, default = FIELD_ALIASES.get(name, name), FIELD_DEFAULTS.get(name)
+    return lambda doc: match(doc.get(key, default))
 
 
 def _coerce(kind: str, name: str, value: Any) -> Any:

@@ -15,6 +15,7 @@ Not thread-safe by itself: the runtime holds a lock around every call.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 import zlib
@@ -74,16 +75,17 @@ def user_not_found() -> ApiError:
     return ApiError(404, "not_found", "User Not Found")
 
 
-@dataclass
+@dataclass(slots=True)
 class Snapshot:
-    """A contact as search saw it from `time` on: searchable fields and the rendered object."""
+    """A contact as search sees it from `time` on: its searchable fields and a frozen copy
+    (rendered only when returned, to keep a large workspace small in memory)."""
 
     time: float
     doc: dict[str, Any]
-    obj: dict[str, Any]
+    contact: Contact
 
 
-@dataclass
+@dataclass(slots=True)
 class Contact:
     """A lead or user. Times are Unix seconds; `written_at` keeps sub-second precision."""
 
@@ -115,7 +117,7 @@ class Contact:
         return not self.deleted and self.merged_into is None
 
 
-@dataclass
+@dataclass(slots=True)
 class Company:
     """A company, upserted by the client's `company_id`."""
 
@@ -206,9 +208,9 @@ class WorkspaceState:
         # Live lookups over active contacts.
         self.user_by_external_id: dict[str, str] = {}
         self.contacts_by_email: dict[str, dict[str, None]] = {}
-        # Search index: (field, value) -> ids that ever had that value (a superset, so the
-        # lagged snapshot decides); only narrows the scan.
-        self.search_index: dict[tuple[str, str], set[str]] = {}
+        # Search index: field -> value -> the id(s) that ever had that value (a superset, so
+        # the lagged snapshot decides); it only narrows the scan.
+        self.search_index: dict[str, dict[str, str | set[str]]] = {}
 
     # ----------------------------------------------------------------- contacts
 
@@ -438,10 +440,17 @@ class WorkspaceState:
         """Record the contact as search will see it once `search_lag` has passed."""
         now = self.clock()
         doc = self._searchable(contact)
-        contact.snapshots.append(Snapshot(now, doc, self.render_contact(contact)))
-        for name in search.INDEXED_FIELDS:
+        frozen = dataclasses.replace(
+            contact,
+            custom_attributes=dict(contact.custom_attributes),
+            company_ids=dict(contact.company_ids),
+            merge_history=[],
+            snapshots=[],
+        )
+        contact.snapshots.append(Snapshot(now, doc, frozen))
+        for name in ("external_id", "email"):  # ids need no index: `contacts` is one
             if doc.get(name) is not None:
-                self.search_index.setdefault((name, search.index_key(name, doc[name])), set()).add(contact.id)
+                self._index_value(name, search.index_key(name, doc[name]), contact.id)
         # Keep only what a search may still see: the newest snapshot older than the lag, and
         # everything newer.
         horizon = now - self.config.search_lag
@@ -451,8 +460,22 @@ class WorkspaceState:
                 keep_from = i
         del contact.snapshots[:keep_from]
 
+    def _index_value(self, name: str, key: str, contact_id: str) -> None:
+        """Remember that `contact_id` had this value; one id is kept bare, more in a set
+        (most values belong to one contact, and a set costs 200 bytes)."""
+        entries = self.search_index.setdefault(name, {})
+        held = entries.get(key)
+        if held is None:
+            entries[key] = contact_id
+        elif isinstance(held, str):
+            if held != contact_id:
+                entries[key] = {held, contact_id}
+        else:
+            held.add(contact_id)
+
     def _searchable(self, contact: Contact) -> dict[str, Any]:
-        """The fields search filters on; emails lower-cased (matched case-insensitively)."""
+        """The fields search filters on, sparse (None left out, see search.FIELD_DEFAULTS);
+        emails lower-cased, since they are matched case-insensitively."""
         email = _email_key(contact.email)
         doc: dict[str, Any] = {
             "id": contact.id,
@@ -463,19 +486,16 @@ class WorkspaceState:
             "email": email,
             "email_domain": email.rpartition("@")[2] if email else None,
             "phone": contact.phone,
-            "formatted_phone": contact.phone,
             "external_id": contact.external_id,
             "created_at": contact.created_at,
             "signed_up_at": contact.signed_up_at,
             "updated_at": contact.updated_at,
             "last_seen_at": contact.last_seen_at,
-            "unsubscribed_from_emails": bool(contact.unsubscribed_from_emails),
-            "marked_email_as_spam": False,
-            "has_hard_bounced": False,
+            "unsubscribed_from_emails": contact.unsubscribed_from_emails or None,
         }
         for name, value in contact.custom_attributes.items():
             doc[f"custom_attributes.{name}"] = value
-        return doc
+        return {k: v for k, v in doc.items() if v is not None}
 
     def _visible(self, contact: Contact, horizon: float) -> Snapshot | None:
         """The contact as of `horizon`, or None if it did not exist in the index yet."""
@@ -500,7 +520,8 @@ class WorkspaceState:
         ]
         ordered = search.sort_items(matches, sort_field, descending, doc=lambda s: s.doc)
         chunk, pages = search.paginate(ordered, page)
-        return {"type": "list", "data": [s.obj for s in chunk], "total_count": len(ordered), "pages": pages}
+        data = [self.render_contact(s.contact) for s in chunk]
+        return {"type": "list", "data": data, "total_count": len(ordered), "pages": pages}
 
     def _candidates(self, query: Any) -> Iterable[Contact]:
         """Contacts that may match: from the index when the query allows, else all of them."""
@@ -508,9 +529,13 @@ class WorkspaceState:
         if keys is None:
             return list(self.contacts.values())
         ids: set[str] = set()
-        for key in keys:
-            ids |= self.search_index.get(key, set())
-        return [self.contacts[i] for i in ids]
+        for name, key in keys:
+            held = key if name == "id" else self.search_index.get(name, {}).get(key)
+            if isinstance(held, str):
+                ids.add(held)
+            elif held:
+                ids |= held
+        return [self.contacts[i] for i in ids if i in self.contacts]
 
     # ----------------------------------------------------------------- merge
 

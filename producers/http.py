@@ -1,0 +1,419 @@
+"""The HTTP door: Segment's Tracking API, as a Starlette app on uvicorn.
+
+Any Segment-compatible library (analytics-python, rudder-sdk-python, …) can
+point its ``host`` here.  Routes:
+
+    POST /v1/identify /v1/track /v1/group /v1/page /v1/screen /v1/alias
+    POST /v1/batch, /v1/import (the same)
+    GET  /health /ready /metrics /openapi.json
+
+Success is exactly ``200 {"success": true}``: Segment's libraries treat any
+other answer, even another 2xx, as a failure and send again.  Every other
+answer is JSON ``{"code": ..., "message": ...}`` (docs/ingestion.md lists
+them).  The handlers are thin: they read and check the body, then call the
+same ``validate_event`` and ``Enqueuer.accept`` as the Python API.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+import os
+import zlib
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from producers.enqueue import BackPressure, Enqueuer
+from producers.events import BATCH_SHARED, EVENT_TYPES, InvalidEvent, validate_event
+from worker.store.counters import GAUGES, Counters
+
+log = logging.getLogger(__name__)
+
+#: Segment's limit on one request, counted after decompression: its libraries
+#: cut batches to fit under it, so no real client is refused by it, while a
+#: bound keeps one request from holding much memory.
+MAX_REQUEST_BYTES = 500 * 1024
+
+#: The cap on the body as received.  gzip can make incompressible data a
+#: little larger (≈0.03 % plus a header), so a body that inflates to under
+#: MAX_REQUEST_BYTES is always under this; anything larger is refused unread.
+MAX_RAW_BYTES = MAX_REQUEST_BYTES + MAX_REQUEST_BYTES // 100 + 1024
+
+#: Segment's limit on events in one batch.
+MAX_BATCH_EVENTS = 2_500
+
+#: What a client is told to wait when Redis does not answer.
+UNAVAILABLE_RETRY_AFTER = 5
+
+#: Set by ``serve(workers>1)`` so the worker processes it spawns allow no auth too.
+ALLOW_NO_AUTH_ENV = "INTERCOM_RELAY_ALLOW_NO_AUTH"
+
+_SUCCESS = b'{"success":true}'
+_GZIP = ("gzip", "x-gzip")
+_IDENTITY = ("", "identity")
+
+
+class NoWriteKeys(RuntimeError):
+    """No write key is configured and unauthenticated ingestion was not asked for."""
+
+
+class HttpError(Exception):
+    """An answer other than success: status, a stable code and a message naming the problem."""
+
+    def __init__(self, status: int, code: str, message: str, *, headers: dict | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"code": self.code, "message": self.message, **self.extra},
+                            status_code=self.status, headers=self.headers)
+
+
+# -- reading the body --------------------------------------------------------
+
+async def read_body(request: Request, limit: int = MAX_RAW_BYTES) -> bytes:
+    """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _too_large(f"the request body is {int(declared)} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(f"the request body is over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_body(raw: bytes, encoding: str, limit: int = MAX_REQUEST_BYTES) -> bytes:
+    """The body after Content-Encoding, never inflated past ``limit`` bytes (413)."""
+    encoding = encoding.strip().lower()
+    if encoding in _IDENTITY:
+        if len(raw) > limit:
+            raise _too_large(f"the request body is {len(raw)} bytes")
+        return raw
+    if encoding in _GZIP:
+        return gunzip_capped(raw, limit)
+    raise HttpError(415, "unsupported_encoding",
+                    f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding")
+
+
+def gunzip_capped(data: bytes, limit: int) -> bytes:
+    """Inflate gzip ``data`` (all members) but stop with 413 past ``limit`` bytes.
+
+    ``max_length`` makes zlib hand back at most that much at a time, so a gzip
+    bomb (10 MB of zeros packs into 10 KB) costs ``limit`` bytes of memory, not
+    its inflated size.
+    """
+    out: list[bytes] = []
+    size = 0
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    pending = data
+    try:
+        while True:
+            piece = inflater.decompress(pending, limit + 1 - size)
+            size += len(piece)
+            if size > limit:
+                raise _too_large(f"the request body inflates to over {limit} bytes")
+            out.append(piece)
+            if inflater.eof:
+                pending = inflater.unused_data
+                if not pending:
+                    return b"".join(out)
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # another gzip member
+                continue
+            pending = inflater.unconsumed_tail
+            if not pending and not piece:
+                raise HttpError(400, "invalid_gzip", "the gzip body is truncated")
+    except zlib.error as exc:
+        raise HttpError(400, "invalid_gzip", f"the body is not valid gzip ({exc})") from None
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON document in ``body``, or 400 saying where it breaks."""
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid_json", "the body is not valid JSON: it is not UTF-8 text") from None
+
+
+def _too_large(what: str) -> HttpError:
+    return HttpError(413, "request_too_large", f"{what}; the limit is {MAX_REQUEST_BYTES} bytes (500 KB) after decompression")
+
+
+# -- authentication ----------------------------------------------------------
+
+def basic_user(header: str | None) -> str | None:
+    """The user name of an HTTP Basic ``Authorization`` header (Segment's write key)."""
+    if not header or not header[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.split(":", 1)[0]
+
+
+def key_is_valid(candidate: str | None, keys: tuple[bytes, ...]) -> bool:
+    """Whether ``candidate`` is one of ``keys``, in time that does not depend on how close it is."""
+    if not candidate or not isinstance(candidate, str):
+        return False
+    given = candidate.encode()
+    found = False
+    for key in keys:  # no early exit: compare against every key
+        found |= hmac.compare_digest(given, key)
+    return found
+
+
+# -- the app -----------------------------------------------------------------
+
+class Door:
+    """The request handlers, holding the Enqueuer and the write keys."""
+
+    def __init__(self, enqueuer: Enqueuer, keys: tuple[bytes, ...], *, require_auth: bool) -> None:
+        self.enqueuer = enqueuer
+        self.keys = keys
+        self.require_auth = require_auth
+        self.counters = Counters(enqueuer.redis)
+
+    def single(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of ``POST /v1/<kind>``: one event whose type is the path's."""
+        async def endpoint(request: Request) -> Response:
+            return await self._serve(request, lambda body: self._ingest_one(kind, body))
+        return endpoint
+
+    async def batch(self, request: Request) -> Response:
+        """``POST /v1/batch``: ``{"batch": [...], "context"?, "integrations"?, "sentAt"?}``."""
+        return await self._serve(request, self._ingest_batch)
+
+    async def _serve(self, request: Request, ingest: Callable[[dict], Response]) -> Response:
+        """Authenticate, read, decode and parse; then ingest in a worker thread."""
+        try:
+            header_key = basic_user(request.headers.get("authorization"))
+            if header_key is not None:
+                self._check_key(header_key)
+            raw = await read_body(request)
+            return await run_in_threadpool(self._parse_and_ingest, raw,
+                                           request.headers.get("content-encoding", ""),
+                                           header_key is None, ingest)
+        except HttpError as exc:
+            return exc.response()
+
+    def _parse_and_ingest(self, raw: bytes, encoding: str, check_body_key: bool,
+                          ingest: Callable[[dict], Response]) -> Response:
+        """The CPU part of a request, off the event loop."""
+        try:
+            body = parse_json(decode_body(raw, encoding))
+            if not isinstance(body, dict):
+                raise HttpError(400, "invalid_body", "the body must be a JSON object")
+            if check_body_key:
+                self._check_key(body.get("writeKey"))
+            return ingest(body)
+        except HttpError as exc:
+            return exc.response()
+
+    def _check_key(self, key: str | None) -> None:
+        """401 unless ``key`` is a configured write key (or auth is off)."""
+        if not self.require_auth:
+            return
+        if key is None:
+            raise HttpError(401, "unauthorized", "no write key: send it as the HTTP Basic user name, or as writeKey in the body")
+        if not key_is_valid(key, self.keys):
+            raise HttpError(401, "unauthorized", "the write key is not valid")
+
+    def _ingest_one(self, kind: str, body: dict) -> Response:
+        """Validate and accept one event; 400 naming the field if it is invalid."""
+        body = {**body, "type": kind}
+        try:
+            event = validate_event(body, received_at=datetime.now(timezone.utc))
+        except InvalidEvent as exc:
+            self._count_refused(1)
+            raise HttpError(400, "invalid_event", exc.message, field=exc.field) from None
+        self._accept([event])
+        return Response(_SUCCESS, media_type="application/json")
+
+    def _ingest_batch(self, body: dict) -> Response:
+        """Validate each event; accept the valid ones and list the refused."""
+        items = body.get("batch")
+        if not isinstance(items, list):
+            raise HttpError(400, "invalid_batch", "batch: must be an array of events")
+        if len(items) > MAX_BATCH_EVENTS:
+            raise HttpError(413, "batch_too_large",
+                            f"batch: {len(items)} events is over the limit of {MAX_BATCH_EVENTS} per request")
+        shared = {key: body[key] for key in BATCH_SHARED if key in body}
+        received_at = datetime.now(timezone.utc)
+        events, refused = [], []
+        for index, item in enumerate(items):
+            try:
+                events.append(validate_event(item, received_at=received_at, batch_context=shared))
+            except InvalidEvent as exc:
+                refused.append({"index": index, "field": exc.field, "message": exc.message})
+        self._accept(events)
+        self._count_refused(len(refused))
+        if refused and not events:
+            raise HttpError(400, "invalid_events", f"all {len(refused)} events were refused", refused=refused)
+        if refused:
+            return JSONResponse({"success": True, "refused": refused})
+        return Response(_SUCCESS, media_type="application/json")
+
+    def _accept(self, events: list[dict]) -> None:
+        """Enqueuer.accept, with back-pressure and an unreachable Redis as 503s."""
+        try:
+            self.enqueuer.accept(events)
+        except BackPressure as exc:
+            raise HttpError(503, "backpressure", str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        except (OSError, ConnectionError) as exc:
+            raise self._unavailable(exc) from None
+        except Exception as exc:  # redis and kombu errors without importing either here
+            if type(exc).__module__.split(".")[0] in ("redis", "kombu", "amqp"):
+                raise self._unavailable(exc) from None
+            raise
+
+    def _unavailable(self, exc: Exception) -> HttpError:
+        log.error("could not accept events: %s: %s", type(exc).__name__, exc)
+        return HttpError(503, "unavailable", "the queue is unavailable; nothing was accepted, send again",
+                         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+
+    def _count_refused(self, n: int) -> None:
+        if n:
+            try:
+                self.counters.incr("refused", n)
+            except Exception as exc:  # noqa: BLE001 - a count must not turn an answer into a 500
+                log.warning("could not count %d refused events: %s", n, exc)
+
+    # -- operations endpoints ------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        """Liveness: the process answers."""
+        return Response(_SUCCESS, media_type="application/json")
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: Redis answers."""
+        try:
+            await run_in_threadpool(self.enqueuer.redis.ping)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            return HttpError(503, "not_ready", f"Redis does not answer ({type(exc).__name__})").response()
+        return JSONResponse({"ready": True})
+
+    async def metrics(self, request: Request) -> Response:
+        """The fleet-wide counters in Prometheus' text format."""
+        try:
+            snapshot = await run_in_threadpool(self.counters.snapshot)
+        except Exception as exc:  # noqa: BLE001
+            return HttpError(503, "unavailable", f"Redis does not answer ({type(exc).__name__})").response()
+        return PlainTextResponse(prometheus_text(snapshot), media_type="text/plain; version=0.0.4")
+
+    async def openapi(self, request: Request) -> Response:
+        from producers.openapi import openapi_spec  # noqa: PLC0415 - built only when asked
+
+        return JSONResponse(openapi_spec())
+
+
+#: Counters that go up and down; everything else in a snapshot only grows.
+_GAUGE_NAMES = set(GAUGES) | {"backlog"}
+
+_HELP = {
+    "accepted": "Events accepted at the door (durable in Redis).",
+    "refused": "Events refused at the door as invalid.",
+    "duplicate": "Events accepted again with a messageId already seen (delivered once).",
+    "filtered": "Events that matched no mapping.",
+    "ingested": "Events expanded into deliveries.",
+    "deliveries": "Deliveries created (one event through one mapping).",
+    "delivered": "Deliveries Intercom accepted.",
+    "dead_lettered": "Deliveries given up, with their reason.",
+    "rate_limited": "429 answers from Intercom.",
+    "api_calls": "HTTP calls made to Intercom.",
+    "parked": "Deliveries parked until their person is identified.",
+    "retrying": "Deliveries waiting for a retry.",
+    "backlog": "Events accepted and not yet finished.",
+}
+
+
+def prometheus_text(snapshot: dict[str, int]) -> str:
+    """Prometheus exposition format 0.0.4: one ``intercom_relay_<name>`` per counter."""
+    lines = []
+    for name, value in snapshot.items():
+        metric = f"intercom_relay_{name}"
+        lines.append(f"# HELP {metric} {_HELP.get(name, name)}")
+        lines.append(f"# TYPE {metric} {'gauge' if name in _GAUGE_NAMES else 'counter'}")
+        lines.append(f"{metric} {value}")
+    return "\n".join(lines) + "\n"
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's 404/405 as JSON errors like ours."""
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return JSONResponse({"code": code, "message": f"{request.method} {request.url.path}: {exc.detail}"},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False) -> Starlette:
+    """The ingestion app.  Refuses (NoWriteKeys) to run without write keys unless ``allow_no_auth``."""
+    keys = tuple(k.encode() for k in settings.write_keys)
+    if not keys and not allow_no_auth:
+        raise NoWriteKeys("no write keys are configured: set WRITE_KEYS (comma-separated), or allow "
+                          "unauthenticated ingestion explicitly (--no-auth) for a local demo")
+    door = Door(enqueuer, keys, require_auth=bool(keys))
+    routes = [Route(f"/v1/{kind}", door.single(kind), methods=["POST"]) for kind in EVENT_TYPES]
+    routes += [
+        Route("/v1/batch", door.batch, methods=["POST"]),
+        Route("/v1/import", door.batch, methods=["POST"]),  # Segment's historical-import alias
+        Route("/health", door.health, methods=["GET"]),
+        Route("/ready", door.ready, methods=["GET"]),
+        Route("/metrics", door.metrics, methods=["GET"]),
+        Route("/openapi.json", door.openapi, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+
+
+def app_from_env() -> Starlette:
+    """uvicorn ``--factory`` entry point: settings from the environment (used with workers > 1)."""
+    from producers.client import build_enqueuer  # noqa: PLC0415
+    from worker.settings import Settings  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    allow = os.environ.get(ALLOW_NO_AUTH_ENV) == "1"
+    return create_app(settings, build_enqueuer(settings), allow_no_auth=allow)
+
+
+def serve(settings: Any, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1,
+          allow_no_auth: bool = False, forwarded_allow_ips: str | None = None,
+          log_level: str = "info") -> None:
+    """Run the ingestion API on uvicorn until stopped.
+
+    One process is enough for ~10k events/s; ``workers > 1`` starts that many
+    uvicorn processes, each building its settings from the environment.
+    ``X-Forwarded-*`` headers are trusted from ``forwarded_allow_ips`` only
+    (uvicorn's default: 127.0.0.1), for running behind a proxy.
+    """
+    import uvicorn  # noqa: PLC0415 - the server is needed only to serve
+
+    from producers.client import build_enqueuer  # noqa: PLC0415
+
+    options: dict[str, Any] = dict(host=host, port=port, proxy_headers=True, log_level=log_level,
+                                   forwarded_allow_ips=forwarded_allow_ips, server_header=False)
+    if workers > 1:
+        if allow_no_auth:
+            os.environ[ALLOW_NO_AUTH_ENV] = "1"
+        app_from_env()  # fail here, once, with a clear error rather than in every worker
+        uvicorn.run("producers.http:app_from_env", factory=True, workers=workers, **options)
+        return
+    app = create_app(settings, build_enqueuer(settings), allow_no_auth=allow_no_auth)
+    uvicorn.run(app, **options)

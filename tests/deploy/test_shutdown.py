@@ -1,7 +1,7 @@
 """Graceful shutdown: SIGTERM to a worker finishes the calls in flight and loses nothing.
 
 Celery's *warm shutdown* (SIGTERM) stops taking new tasks and waits for the
-running ones.  With the fake Intercom answering slowly (2 s a call), the test
+running ones.  With the fake Intercom answering slowly (3 s a call), the test
 catches a worker with calls in flight, sends it SIGTERM by pid, and checks
 that those calls completed (the fake's request log, the worker's log and the
 delivered counter), then that a new worker delivers everything else:
@@ -28,14 +28,14 @@ from worker.intercom.fake import FakeConfig, start_in_subprocess
 from worker.settings import Settings
 from worker.store.counters import Counters
 
-LATENCY_MS = 2000
+LATENCY_MS = 3000
 PEOPLE = 6
 TRACKS = 2
 
 
 @pytest.fixture
 def slow_fake() -> Iterator[tuple]:
-    """The fake Intercom answering every call after 2 s, and its one token."""
+    """The fake Intercom answering every call after 3 s, and its one token."""
     token = "shutdown-" + secrets.token_hex(6)
     handle = start_in_subprocess(FakeConfig(tokens=(token,), latency_ms=LATENCY_MS))
     yield handle, token
@@ -56,7 +56,9 @@ def sample_events() -> list[dict]:
 
 def active_action_tasks(app) -> list[dict]:
     """The intercom.* action tasks running right now on any worker (Celery's inspect)."""
-    replies = app.control.inspect(timeout=1.0).active() or {}
+    # limit=1: return as soon as the one worker answers, not after the whole timeout,
+    # so that the snapshot is fresh when the test acts on it.
+    replies = app.control.inspect(timeout=2.0, limit=1).active() or {}
     return [t for tasks in replies.values() for t in tasks if t["name"] != "intercom.ingest"]
 
 
@@ -79,7 +81,7 @@ def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_u
     try:
         in_flight = wait_until(lambda: len(active := active_action_tasks(app)) >= 3 and active, 60,
                                "three action tasks in flight")
-        time.sleep(0.5)  # well inside the fake's 2 s: the calls are on the wire
+        time.sleep(0.3)  # well inside the fake's 3 s: the calls are on the wire
         sigterm_at = time.time()
         delivered_before = Counters(redis).snapshot()["delivered"]
         assert stop(first, timeout=60) == 0, tail(first_log)

@@ -122,6 +122,11 @@ def _contact_not_found(task: Task, rt: Any, person: str, delivery: str, record: 
         return _retry(task, rt, person, delivery, record, exc)
     if rt.lanes.pending_identifies(person):
         return _identify_first(task, rt, person)
+    if _known(rt, record):
+        # The action dropped the id that failed, yet the person still points at
+        # a contact: the lead was merged into its user meanwhile (its other
+        # lane converted it). Try again on the contact it became.
+        return _retry(task, rt, person, delivery, record, exc)
     _outcome(person, record, "parked", 0, reason="contact not found")
     _send_next(task, person, rt.lanes.park(person, delivery))
     return {"parked": delivery}

@@ -78,7 +78,8 @@ class Fleet:
         out = []
         for path in sorted(self.logs.glob("*.log")):
             out.append(f"--- {path.name}")
-            out += path.read_text(errors="replace").splitlines()[-lines:]
+            text = [line for line in path.read_text(errors="replace").splitlines() if "intercom.sweep" not in line]
+        out += text[-lines:]
         return "\n".join(out)
 
 
@@ -93,7 +94,7 @@ def accept(redis_url: str, events: list[dict], batch: int = 500) -> None:
         enqueuer.accept([validate_event(e) for e in events[start:start + batch]])
 
 
-def wait_until_finished(redis: Any, fleet: Fleet, *, timeout: float = 240) -> dict:
+def wait_until_finished(redis: Any, fleet: Fleet, *, timeout: float = 100) -> dict:
     """Wait until every accepted event is in a final state (backlog 0), or fail with the counts and logs."""
     deadline = time.monotonic() + timeout
     counts = Counters(redis).snapshot()
@@ -102,7 +103,18 @@ def wait_until_finished(redis: Any, fleet: Fleet, *, timeout: float = 240) -> di
         if counts["accepted"] and counts["backlog"] == 0:
             return counts
         time.sleep(0.25)
-    raise AssertionError(f"not finished after {timeout}s: {counts}\n{fleet.log_tail()}")
+    raise AssertionError(f"not finished after {timeout}s: {counts}\n{lanes_dump(redis)}\n{fleet.log_tail()}")
+
+
+def lanes_dump(redis: Any, most: int = 20) -> str:
+    """Where unfinished deliveries sit: lanes, leases, lane states, arrivals in flight, parked."""
+    lanes = sorted(redis.scan_iter("relay:lane:*", count=1000))[:most]
+    lines = [f"leases: {redis.zrange('relay:leases', 0, most, withscores=True)}",
+             f"lane states: {dict(list(redis.hgetall('relay:lane_state').items())[:most])}",
+             f"inflight: {dict(list(redis.hgetall('relay:inflight').items())[:most])}",
+             f"parked: {redis.zrange('relay:parked_index', 0, most)}"]
+    lines += [f"{lane}: {redis.zrange(lane, 0, 5, withscores=True)}" for lane in lanes]
+    return "\n".join(lines)
 
 
 def intercom_state(fake_state: dict, stream: SampleStream) -> dict:

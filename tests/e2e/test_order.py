@@ -1,0 +1,120 @@
+"""Per-person order and identify first, under concurrency (DESIGN.md guarantees 3, 4, 7).
+
+The fake Intercom lags its search index by seconds, as Intercom does; the
+stream is adversarial: half the people's tracks and groups come before their
+identify, and everyone identifies several times with changing traits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from producers.sample import SampleStream
+from tests.e2e.harness import accept, intercom_state, wait_until_finished
+
+pytestmark = pytest.mark.e2e
+
+SEARCH_LAG = 3.0
+
+
+def adversarial_stream() -> SampleStream:
+    return SampleStream(people=300, companies=15, tracks_per_person=4, identifies_per_person=3,
+                        adversarial=True, seed=23)
+
+
+def report(fake, counts, label):
+    stats = fake.stats()
+    not_found = stats["by_status"].get("404", 0)
+    print(f"\n{label}: 404s={not_found}, API calls per delivered event="
+          f"{stats['total'] / counts['delivered']:.3f} ({stats['total']} calls for {counts['delivered']} events)")
+    return not_found
+
+
+def test_an_adversarial_stream_accepted_before_the_workers_start(redis, redis_url, fake_intercom_factory, fleet):
+    fake = fake_intercom_factory(search_lag=SEARCH_LAG)
+    stream = adversarial_stream()
+    accept(redis_url, stream.events)
+
+    workers = fleet(fake.url)
+    workers.worker("w1", concurrency=8)
+    workers.worker("w2", concurrency=8)
+    workers.beat()
+    counts = wait_until_finished(redis, workers)
+
+    assert intercom_state(fake.state(), stream) == stream.expected_state()
+    assert (counts["delivered"], counts["dead_lettered"]) == (len(stream.events), 0)
+    assert report(fake, counts, "accepted first") == 0
+
+
+def test_the_same_stream_accepted_while_the_workers_run(redis, redis_url, fake_intercom_factory, fleet):
+    fake = fake_intercom_factory(search_lag=SEARCH_LAG)
+    stream = adversarial_stream()
+    workers = fleet(fake.url)
+    workers.worker("w1", concurrency=8)
+    workers.worker("w2", concurrency=8)
+    workers.beat()
+
+    accept(redis_url, stream.events, batch=50)
+    counts = wait_until_finished(redis, workers)
+
+    assert intercom_state(fake.state(), stream) == stream.expected_state()
+    assert (counts["delivered"], counts["dead_lettered"], counts["parked"]) == (len(stream.events), 0, 0)
+    report(fake, counts, "accepted while running")
+
+
+def test_a_worker_killed_mid_stream_loses_nothing_and_stores_nothing_twice(redis, redis_url, fake_intercom_factory, fleet):
+    fake = fake_intercom_factory(search_lag=SEARCH_LAG, latency_ms=20)
+    stream = adversarial_stream()
+    accept(redis_url, stream.events)
+    workers = fleet(fake.url)
+    victim = workers.worker("victim", concurrency=8)
+    workers.worker("survivor", concurrency=8)
+    workers.beat()
+
+    while redis.hget("relay:counters", "delivered") is None or int(redis.hget("relay:counters", "delivered")) < len(stream.events) // 3:
+        time.sleep(0.1)
+    workers.kill(victim)
+    counts = wait_until_finished(redis, workers)
+
+    state = fake.state()
+    assert intercom_state(state, stream) == stream.expected_state()
+    assert state["counts"]["events"] == sum(len(v) for v in stream.expected_state()["events"].values())
+    assert (counts["dead_lettered"], counts["backlog"]) == (0, 0)
+
+
+def test_a_hot_person_does_not_hold_up_the_others(redis, redis_url, fake_intercom_factory, fleet):
+    fake = fake_intercom_factory(latency_ms=10)
+    others = SampleStream(people=100, tracks_per_person=3, identifies_per_person=1, seed=5)
+    hot = [{"type": "identify", "userId": "hot", "traits": {"email": "hot@example.com"}}]
+    hot += [{"type": "track", "userId": "hot", "event": "Clicked", "timestamp": f"2026-02-01T00:{i // 60:02d}:{i % 60:02d}Z"}
+            for i in range(2000)]
+    accept(redis_url, hot)
+    accept(redis_url, others.events)
+    workers = fleet(fake.url)
+    workers.worker("w1", concurrency=8)
+    workers.beat()
+
+    done = threading.Event()
+    others_finished_at = []
+
+    def watch_others():
+        total = len(others.events) + 1  # the hot person's identify goes first too
+        while not done.is_set():
+            delivered = int(redis.hget("relay:counters", "delivered") or 0)
+            hot_events = fake.state()["counts"]["events"]
+            if delivered - hot_events >= total:
+                others_finished_at.append(hot_events)
+                return
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch_others)
+    watcher.start()
+    counts = wait_until_finished(redis, workers)
+    done.set()
+    watcher.join()
+    assert counts["delivered"] == len(hot) + len(others.events)
+    # The others finished while most of the hot person's 2,000 events still waited in its lane.
+    assert others_finished_at and others_finished_at[0] < 1000, others_finished_at

@@ -86,12 +86,14 @@ class Stack:
         self.say = say
         self.logs = Path(tempfile.mkdtemp(prefix="intercom-relay-demo-"))
         self._exit = ExitStack()
+        self.started = False
 
     def __enter__(self) -> "Stack":
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.say("stopping what the demo started…")
+        if self.started:
+            self.say("stopping what the demo started…")
         self._exit.close()
 
     def redis(self, env: dict[str, str]) -> str:
@@ -101,6 +103,7 @@ class Stack:
             return env["REDIS_URL"]
         server = EmbeddedRedis(appendonly=True).start()
         self._exit.callback(server.stop)
+        self.started = True
         self.say(f"Redis: embedded redis-server (pid {server.process.pid}) on {server.url}")
         return server.url
 
@@ -113,6 +116,7 @@ class Stack:
             tokens=(token,), rate_limit=DEMO_RATE_LIMIT, window_seconds=DEMO_WINDOW_SECONDS,
             latency_ms=DEMO_LATENCY_MS))
         self._exit.callback(handle.stop)
+        self.started = True
         self.say(f"Intercom: the fake (pid {handle.pid}) on {handle.url}, "
                  f"{DEMO_RATE_LIMIT} calls per {DEMO_WINDOW_SECONDS}-s window, {DEMO_LATENCY_MS:g} ms latency")
         return handle.url, token, handle
@@ -124,6 +128,7 @@ class Stack:
             process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         self._exit.callback(stop_process, process)
+        self.started = True
         self.say(f"{name}: pid {process.pid}, log {log}")
         return process
 
@@ -285,7 +290,7 @@ def stream_summary(stream: SampleStream) -> str:
 
 def format_report(*, elapsed: float, sent: dict[str, int], counts: dict[str, int], outcome: str,
                   state: dict[str, Any] | None, stats: dict[str, Any] | None,
-                  diffs: list[str] | None) -> str:
+                  diffs: list[str] | None, limit: int | str = "?") -> str:
     """The closing summary: what Intercom holds, the pipeline's counts, and the verdict."""
     out = ["", f"Finished in {elapsed:.1f} s ({outcome})."]
     if state is not None and stats is not None:
@@ -298,7 +303,7 @@ def format_report(*, elapsed: float, sent: dict[str, int], counts: dict[str, int
                 f"  companies    {c['companies']:>5}",
                 f"  attachments  {len(state['attachments']):>5}",
                 f"  API calls    {stats['total']:>5}   over {len(windows)} rate-limit windows, at most "
-                f"{stats['max_calls_in_window']} in one (limit {DEMO_RATE_LIMIT}); 429 answers: {stats['rate_limited']}"]
+                f"{stats['max_calls_in_window']} in one (limit {limit}); 429 answers: {stats['rate_limited']}"]
     delivered = max(counts.get("delivered", 0), 1)
     out += ["", "Pipeline (intercom-relay status, this run):",
             "  " + " · ".join(f"{name.replace('_', '-')} {counts.get(name, 0)}" for name in
@@ -347,11 +352,12 @@ def run(options: DemoOptions, say: Callable[[str], None] = print) -> int:
         say(f"Sent {sent['sent']} events to {ingest_url}/v1/batch in one burst; waiting for delivery…")
         now, outcome = watch(counts, before, sent["sent"] - sent["refused"], options.timeout)
         state = stats = diffs = None
+        limit: int | str = "?"
         if fake is not None:
-            state, stats = fake.state(), fake.stats()
+            state, stats, limit = fake.state(), fake.stats(), fake.config()["rate_limit"]
             diffs = differences(stream.expected_state(), observed_state(state, stream))
         say(format_report(elapsed=time.monotonic() - started, sent=sent, counts=now, outcome=outcome,
-                          state=state, stats=stats, diffs=diffs))
+                          state=state, stats=stats, diffs=diffs, limit=limit))
         if outcome != "done" or diffs:
             say(f"\nLogs of the processes the demo started: {stack.logs}")
         return 0 if outcome == "done" and not diffs else 1

@@ -303,7 +303,8 @@ def format_report(*, elapsed: float, sent: dict[str, int], counts: dict[str, int
                 f"  companies    {c['companies']:>5}",
                 f"  attachments  {len(state['attachments']):>5}",
                 f"  API calls    {stats['total']:>5}   over {len(windows)} rate-limit windows, at most "
-                f"{stats['max_calls_in_window']} in one (limit {limit}); 429 answers: {stats['rate_limited']}"]
+                f"{stats['max_accepted_in_window']} accepted in one (limit {limit}); "
+                f"429 answers: {stats['rate_limited']}" + (", each waited out" if stats["rate_limited"] else "")]
     delivered = max(counts.get("delivered", 0), 1)
     out += ["", "Pipeline (intercom-relay status, this run):",
             "  " + " · ".join(f"{name.replace('_', '-')} {counts.get(name, 0)}" for name in

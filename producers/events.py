@@ -22,6 +22,7 @@ they were: the mappings may read them.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import datetime, timezone
@@ -249,10 +250,14 @@ def _corrected_time(event: dict, received_at: datetime) -> datetime:
     return received_at - (sent_at - original)
 
 
+@functools.lru_cache(maxsize=1024)
 def _iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds and ``Z``, as Segment writes times."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """ISO 8601 in UTC with milliseconds and ``Z``, as Segment writes times.
+
+    Cached: a batch's events share receivedAt and sentAt, and often timestamps.
+    """
+    utc = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return utc.isoformat(timespec="milliseconds") + "Z"
 
 
 def _json_type(value: Any) -> str:

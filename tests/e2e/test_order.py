@@ -7,7 +7,6 @@ identify, and everyone identifies several times with changing traits.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -26,11 +25,21 @@ def adversarial_stream() -> SampleStream:
 
 
 def report(fake, counts, label):
+    """Print the 404s and calls per event; return the 404s for contacts that were merely late.
+
+    A 404 for a lead that its user identify (in the user's own lane) merged
+    away a moment before is not lateness: the event is retried on the user.
+    Every other 404 would mean a track or group overtook its identify.
+    """
     stats = fake.stats()
-    not_found = stats["by_status"].get("404", 0)
-    print(f"\n{label}: 404s={not_found}, API calls per delivered event="
+    merged_away = {m["from"] for m in fake.state()["merges"]}
+    not_found = fake.requests(status=404)
+    late = [r for r in not_found if (r.get("body") or {}).get("id") not in merged_away
+            and not any(m in r["path"] for m in merged_away)]
+    print(f"\n{label}: 404s={len(not_found)} ({len(not_found) - len(late)} for leads merged away in flight, "
+          f"{len(late)} for late contacts), API calls per delivered event="
           f"{stats['total'] / counts['delivered']:.3f} ({stats['total']} calls for {counts['delivered']} events)")
-    return not_found
+    return len(late)
 
 
 def test_an_adversarial_stream_accepted_before_the_workers_start(redis, redis_url, fake_intercom_factory, fleet):
@@ -97,24 +106,14 @@ def test_a_hot_person_does_not_hold_up_the_others(redis, redis_url, fake_interco
     workers.worker("w1", concurrency=8)
     workers.beat()
 
-    done = threading.Event()
-    others_finished_at = []
-
-    def watch_others():
-        total = len(others.events) + 1  # the hot person's identify goes first too
-        while not done.is_set():
-            delivered = int(redis.hget("relay:counters", "delivered") or 0)
-            hot_events = fake.state()["counts"]["events"]
-            if delivered - hot_events >= total:
-                others_finished_at.append(hot_events)
-                return
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=watch_others)
-    watcher.start()
     counts = wait_until_finished(redis, workers)
-    done.set()
-    watcher.join()
     assert counts["delivered"] == len(hot) + len(others.events)
-    # The others finished while most of the hot person's 2,000 events still waited in its lane.
-    assert others_finished_at and others_finished_at[0] < 1000, others_finished_at
+
+    # In the order Intercom received them: how far had the hot person got when
+    # the last of the others' events arrived?
+    events = fake.requests(path="/events", limit=10_000)
+    hot_flags = [(r.get("body") or {}).get("user_id") == "hot" for r in sorted(events, key=lambda r: r["seq"])]
+    last_other = max(i for i, is_hot in enumerate(hot_flags) if not is_hot)
+    hot_before = sum(hot_flags[:last_other])
+    print(f"\nthe others' last event reached Intercom after {hot_before} of the hot person's 2,000")
+    assert hot_before < 1000

@@ -1,0 +1,162 @@
+"""The fleet-wide rate budget (DESIGN.md guarantee 5) against the suite's real Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from worker.intercom.errors import RateLimited
+from worker.store.budget import RateBudget
+
+TOKEN = "tok123"
+
+
+def response(status: int = 200, *, limit: int | None = None, remaining: int | None = None,
+             reset: float | None = None) -> httpx.Response:
+    headers = {}
+    if limit is not None:
+        headers["X-RateLimit-Limit"] = str(limit)
+    if remaining is not None:
+        headers["X-RateLimit-Remaining"] = str(remaining)
+    if reset is not None:
+        headers["X-RateLimit-Reset"] = str(int(reset))
+    return httpx.Response(status, headers=headers)
+
+
+def tat(redis, budget) -> float:
+    """The budget's next free slot, in Unix seconds (0 when none was reserved)."""
+    return float(redis.hget(budget.key, "tat") or 0) / 1000
+
+
+def test_reservations_are_spread_evenly_over_the_window(redis):
+    # 21 per 1-s window at share 1.0: 20 slots a window (one is kept as margin), 50 ms apart.
+    budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
+    started = time.time()
+    stamps = []
+    for _ in range(20):
+        budget.acquire()
+        stamps.append(time.time())
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert 0.95 * 0.95 <= stamps[-1] - started <= 0.95 + 0.25  # 19 intervals of 50 ms
+    assert min(gaps) >= 0.040  # never a burst
+    assert tat(redis, budget) == pytest.approx(started + 1.0, abs=0.1)
+
+
+def test_threads_of_a_fleet_share_one_schedule(redis):
+    # Two budgets on one token stand for two worker processes.
+    a = RateBudget(redis, TOKEN, default_limit=41, window_seconds=1.0)
+    b = RateBudget(redis, TOKEN, default_limit=41, window_seconds=1.0)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def run(budget):
+        for _ in range(10):
+            budget.acquire()
+            with lock:
+                stamps.append(time.time())
+
+    threads = [threading.Thread(target=run, args=(x,)) for x in (a, b, a, b)]
+    started = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # 40 calls at 40 a second: about one second, whoever made them.
+    assert len(stamps) == 40
+    assert time.time() - started >= 0.9
+    per_quarter = [sum(1 for s in stamps if started + q / 4 <= s < started + (q + 1) / 4) for q in range(4)]
+    assert max(per_quarter) <= 13, per_quarter
+
+
+def test_share_leaves_room_for_other_apps(redis):
+    budget = RateBudget(redis, TOKEN, share=0.5, default_limit=41, window_seconds=1.0)
+    started = time.time()
+    for _ in range(10):
+        budget.acquire()
+    # 41 * 0.5 -> 19 slots a second: 10 calls span 9 intervals of ~53 ms.
+    assert time.time() - started >= 9 * (1.0 / 19) * 0.95
+
+
+def test_the_limit_is_learnt_from_the_response_headers(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=1666, window_seconds=1.0)
+    budget.acquire()
+    assert redis.hget(budget.key, "limit") is None
+    budget.observe(response(limit=11))
+    assert redis.hget(budget.key, "limit") == "11"
+    # Now 10 slots a second, 100 ms apart, instead of 1,665.
+    before = tat(redis, budget)
+    budget.acquire()
+    budget.acquire()
+    assert tat(redis, budget) - max(before, time.time() - 0.1) == pytest.approx(0.2, abs=0.06)
+    assert redis.hget("relay:counters", "api_calls") == "1"
+
+
+def test_a_429_pushes_every_slot_past_the_reset(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=1666, max_inline_wait=2.0)
+    reset = int(time.time()) + 6
+    budget.observe(response(429, limit=1666, remaining=0, reset=reset))
+    assert tat(redis, budget) >= reset
+    with pytest.raises(RateLimited) as caught:
+        budget.acquire()
+    assert caught.value.reset_at >= reset
+    assert redis.hget("relay:counters", "rate_limited") == "1"
+    # A refused reservation reserves nothing: the schedule is unchanged.
+    assert tat(redis, budget) == pytest.approx(reset, abs=0.001)
+
+
+def test_acquire_waits_inline_for_a_near_slot_and_refuses_a_far_one(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=1666, max_inline_wait=0.5)
+    soon = time.time() + 0.3
+    redis.hset(budget.key, "tat", int(soon * 1000))
+    started = time.time()
+    budget.acquire()  # 0.3 s away: waited for in the thread
+    assert time.time() - started >= 0.25
+    far = time.time() + 3
+    redis.hset(budget.key, "tat", int(far * 1000))
+    started = time.time()
+    with pytest.raises(RateLimited) as caught:
+        budget.acquire()
+    assert time.time() - started < 0.2  # not slept
+    assert caught.value.reset_at == pytest.approx(far, abs=0.01)
+
+
+def test_remaining_lower_than_expected_pushes_the_slots_back(redis):
+    # Another app of the workspace spends the same allowance: Intercom says only
+    # 10 of 101 calls are left with 10 s to go.  Our next calls must fit into
+    # the end of the window, not go at our own pace.
+    budget = RateBudget(redis, TOKEN, default_limit=101, window_seconds=10.0, max_inline_wait=2.0)
+    budget.acquire()
+    reset = int(time.time()) + 10
+    budget.observe(response(limit=101, remaining=10, reset=reset))
+    interval = 10.0 / 100
+    assert tat(redis, budget) == pytest.approx(reset - 10 * interval, abs=0.01)
+    with pytest.raises(RateLimited):
+        budget.acquire()
+
+
+def test_remaining_as_expected_does_not_slow_us_down(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=101, window_seconds=10.0)
+    budget.acquire()
+    before = tat(redis, budget)
+    reset = int(time.time()) + 5
+    budget.observe(response(limit=101, remaining=100, reset=reset))
+    assert tat(redis, budget) == before
+
+
+def test_remaining_zero_waits_for_the_reset(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=101, window_seconds=10.0)
+    reset = int(time.time()) + 4
+    budget.observe(response(limit=101, remaining=0, reset=reset))
+    assert tat(redis, budget) == pytest.approx(reset, abs=0.001)
+
+
+def test_budgets_of_different_tokens_are_independent(redis):
+    a = RateBudget(redis, "aaa", default_limit=1666)
+    b = RateBudget(redis, "bbb", default_limit=1666)
+    a.observe(response(429, limit=1666, remaining=0, reset=time.time() + 8))
+    with pytest.raises(RateLimited):
+        a.acquire()
+    b.acquire()  # does not raise

@@ -201,12 +201,12 @@ class Door:
     def _limiter(self) -> anyio.CapacityLimiter:
         """One ingesting thread at a time (made lazily: it belongs to the running loop).
 
-        Ingestion is CPU (JSON, validation) between short Redis round trips.
-        Several such threads in one process take turns on the GIL, and a thread
-        back from Redis waits up to the 5 ms switch interval for it at every
-        round trip: with four concurrent requests that halved throughput and
-        quadrupled p99 in bench/ingest.py.  One thread keeps each request's
-        Redis calls quick; more cores mean more uvicorn workers, not threads.
+        Ingestion is CPU (JSON, validation) between short Redis round trips, and
+        one process has one GIL: more threads add no throughput, only turns on
+        the GIL, and a thread back from Redis may wait up to the 5 ms switch
+        interval for it.  In bench/ingest.py, at 10,000 events/s, one thread
+        gave a p50 of 10-16 ms against 19-24 ms with Starlette's 40, for the
+        same maximum rate.  More cores are more uvicorn workers, not threads.
         """
         if self._ingest_limiter is None:
             self._ingest_limiter = anyio.CapacityLimiter(INGEST_THREADS)

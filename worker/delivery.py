@@ -43,7 +43,6 @@ from worker.mappings import MappingError
 from worker.retry import backoff, out_of_window, rate_limit_wait
 from worker.store.deadletters import letter
 from worker.store.lanes import action_of, now_ms
-from worker.store.pause import PROBE_INTERVAL_SECONDS
 
 log = logging.getLogger("worker.delivery")
 
@@ -68,7 +67,7 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
     record = claim.record
     action = ACTIONS[record["action"]]
     if rt.pause.reason():
-        return _sleep(task, rt, person, delivery, PROBE_INTERVAL_SECONDS, why="destination paused")
+        return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
     if action.NEEDS_CONTACT and not _known(rt, record) and rt.lanes.pending_identifies(person):
         return _identify_first(task, rt, person)
     return _perform(task, rt, person, delivery, record, action)
@@ -136,7 +135,7 @@ def _unauthorized(task: Task, rt: Any, person: str, delivery: str) -> dict:
     if rt.pause.pause("Intercom answered 401: the access token is invalid or revoked"):
         log.error("PAUSED: Intercom refuses the access token (401). No event is lost: delivery "
                   "resumes once INTERCOM_ACCESS_TOKEN works again (intercom-relay check).")
-    return _sleep(task, rt, person, delivery, PROBE_INTERVAL_SECONDS, why="destination paused")
+    return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
 
 
 def _retry(task: Task, rt: Any, person: str, delivery: str, record: dict, exc: Exception) -> dict:

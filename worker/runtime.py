@@ -45,7 +45,7 @@ class Runtime:
         return cls(
             settings=settings, redis=redis, lanes=lanes, contacts=ContactCache(redis),
             counters=Counters(redis), dead_letters=DeadLetters(redis, lanes), budget=budget,
-            pause=Pause(redis, settings.token_id), client=IntercomClient.from_settings(settings, budget=budget),
+            pause=Pause(redis, settings.token_id, settings.pause_probe_seconds), client=IntercomClient.from_settings(settings, budget=budget),
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},
         )
 

@@ -20,9 +20,10 @@ PROBE_INTERVAL_SECONDS = 30.0
 
 
 class Pause:
-    def __init__(self, redis: Any, token_id: str) -> None:
+    def __init__(self, redis: Any, token_id: str, probe_interval: float = PROBE_INTERVAL_SECONDS) -> None:
         self.redis = redis
         self.key = f"{keys.PREFIX}paused:{token_id}"
+        self.probe_interval = probe_interval
 
     def pause(self, reason: str) -> bool:
         """Pause; returns True if this call paused it (False if it already was)."""
@@ -38,4 +39,4 @@ class Pause:
 
     def probe_due(self) -> bool:
         """True at most once per probe interval across the fleet."""
-        return bool(self.redis.set(self.key + ":probe", "1", nx=True, ex=int(PROBE_INTERVAL_SECONDS)))
+        return bool(self.redis.set(self.key + ":probe", "1", nx=True, px=int(self.probe_interval * 1000)))

@@ -28,6 +28,8 @@ from typing import Any, Awaitable, Callable
 
 import anyio
 import anyio.to_thread
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -298,12 +300,8 @@ class Door:
             self.enqueuer.accept(events)
         except BackPressure as exc:
             raise HttpError(503, "backpressure", str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-        except (OSError, ConnectionError) as exc:
+        except (RedisError, KombuOperationalError, OSError) as exc:
             raise self._unavailable(exc) from None
-        except Exception as exc:  # redis and kombu errors without importing either here
-            if type(exc).__module__.split(".")[0] in ("redis", "kombu", "amqp"):
-                raise self._unavailable(exc) from None
-            raise
 
     def _unavailable(self, exc: Exception) -> HttpError:
         log.error("could not accept events: %s: %s", type(exc).__name__, exc)

@@ -1,4 +1,4 @@
-"""Helpers and fixtures for the door's tests; test modules import what they use.
+"""Helpers for the door's tests (the fixtures are in conftest.py beside this).
 
 Everything here runs against the real Redis of tests/conftest.py, a real
 Celery app publishing to it, and (for the HTTP tests) the app under a real
@@ -11,16 +11,11 @@ import base64
 import json
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
-import celery
-import pytest
 import uvicorn
 
-from producers.enqueue import Enqueuer
-from producers.http import create_app
 from worker.embedded_redis import free_port
-from worker.settings import Settings
 
 #: The write key the test server accepts.
 WRITE_KEY = "wk_test_0123456789"
@@ -65,20 +60,6 @@ def refused_count(redis: Any) -> int:
     return int(redis.hget("relay:counters", "refused") or 0)
 
 
-@pytest.fixture
-def celery_app(redis_url: str, redis: Any) -> Iterator[celery.Celery]:
-    """A Celery app publishing to the test Redis; new per test because the
-    ``redis`` fixture flushes kombu's queue bindings between tests."""
-    app = celery.Celery("test-producers", broker=redis_url, set_as_current=False)
-    yield app
-    app.close()
-
-
-@pytest.fixture
-def enqueuer(redis: Any, celery_app: celery.Celery) -> Enqueuer:
-    return Enqueuer(redis, celery_app, max_backlog=1_000_000)
-
-
 class LiveServer:
     """A uvicorn server running an app in a thread, on a free loopback port."""
 
@@ -101,16 +82,3 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-
-
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, write_keys=(WRITE_KEY, "wk_other_key"))
-
-
-@pytest.fixture
-def live_server(settings: Settings, enqueuer: Enqueuer) -> Iterator[LiveServer]:
-    """The ingestion app on a real uvicorn, with the test Redis behind it."""
-    server = LiveServer(create_app(settings, enqueuer)).start()
-    yield server
-    server.stop()

@@ -9,7 +9,7 @@ import pytest
 
 import producers
 from producers import BackPressure, BufferFull, InvalidEvent, Producer
-from tests.producers import accepted_count, celery_app, enqueuer, queued_events  # noqa: F401 - fixtures
+from tests.producers import accepted_count, queued_events
 
 
 def test_a_sync_call_has_put_the_event_in_redis_when_it_returns(enqueuer, redis):

@@ -10,13 +10,25 @@ import httpx
 import pytest
 
 from producers.enqueue import Enqueuer
-from producers.http import MAX_BATCH_EVENTS, MAX_REQUEST_BYTES, NoWriteKeys, create_app, gunzip_capped, HttpError
 from producers.events import EVENT_TYPES
-from worker.settings import Settings
-from tests.producers import (  # noqa: F401 - fixtures
-    WRITE_KEY, LiveServer, accepted_count, celery_app, enqueuer, live_server, make_event,
-    queued_envelopes, queued_events, refused_count, settings,
+from producers.http import (
+    MAX_BATCH_EVENTS,
+    MAX_REQUEST_BYTES,
+    HttpError,
+    NoWriteKeys,
+    create_app,
+    gunzip_capped,
 )
+from tests.producers import (
+    WRITE_KEY,
+    LiveServer,
+    accepted_count,
+    make_event,
+    queued_envelopes,
+    queued_events,
+    refused_count,
+)
+from worker.settings import Settings
 
 
 @pytest.fixture
@@ -330,3 +342,13 @@ def test_no_auth_must_be_asked_for_explicitly(redis_url, enqueuer, redis):
         assert httpx.post(f"{server.url}/v1/track", json=make_event()).status_code == 200
     finally:
         server.stop()
+
+
+def test_write_keys_never_reach_the_logs(live_server, caplog):
+    import logging
+    caplog.set_level(logging.DEBUG)
+    httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=("wk_wrong_secret", ""))
+    httpx.post(f"{live_server.url}/v1/track", json={**make_event(), "writeKey": "wk_wrong_secret"})
+    httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=(WRITE_KEY, ""))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "wk_wrong_secret" not in logged and WRITE_KEY not in logged

@@ -25,9 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.producers import (  # noqa: F401 - fixtures
-    WRITE_KEY, accepted_count, celery_app, enqueuer, live_server, queued_events, refused_count, settings,
-)
+from tests.producers import WRITE_KEY, accepted_count, queued_events, refused_count
 
 OLD_ANALYTICS = "analytics-python==1.4.post1"
 

@@ -10,7 +10,7 @@ import textwrap
 
 from producers import replay as replay_module
 from producers.replay import MAX_LINE_BYTES, ReplaySummary, format_summary, replay
-from tests.producers import accepted_count, celery_app, enqueuer, make_event, queued_events, refused_count  # noqa: F401
+from tests.producers import accepted_count, make_event, queued_events, refused_count
 
 
 def write_lines(path, lines):

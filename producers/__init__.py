@@ -55,14 +55,13 @@ def configure(producer: Producer | None = None, *, settings: Any = None, sync: b
 
 def default_producer() -> Producer:
     """The Producer behind the module functions, built from the environment on first use."""
-    if _default is None:
-        with _lock:
-            if _default is None:
-                from worker.settings import Settings  # noqa: PLC0415
+    global _default
+    with _lock:
+        if _default is None:
+            from worker.settings import Settings  # noqa: PLC0415
 
-                globals()["_default"] = Producer(build_enqueuer(Settings.from_env()))
-    assert _default is not None
-    return _default
+            _default = Producer(build_enqueuer(Settings.from_env()))
+        return _default
 
 
 def identify(user_id: str | None = None, traits: dict | None = None, **kwargs: Any) -> dict:

@@ -240,7 +240,7 @@ def _message(kind: str, user_id: Any, anonymous_id: Any, context: dict | None,
              integrations: dict | None, **fields: Any) -> dict:
     """A raw Segment event as analytics-python builds it (None fields left out)."""
     context = dict(context or {})
-    context.setdefault("library", LIBRARY)
+    context.setdefault("library", dict(LIBRARY))
     message: dict[str, Any] = {
         "type": kind,
         "userId": user_id,

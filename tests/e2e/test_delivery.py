@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from producers.sample import SampleStream
-from tests.e2e.harness import accept, intercom_state, wait_until_finished
+from tests.e2e.harness import accept, intercom_state, not_found_calls, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +30,6 @@ def test_a_mixed_stream_ends_in_the_exact_intercom_state(redis, redis_url, fake_
     assert (counts["dead_lettered"], counts["parked"], counts["retrying"], counts["backlog"]) == (0, 0, 0, 0)
     stats = fake.stats()
     assert stats["schema_invalid"] == 0
-    assert stats["by_status"].get("404", 0) == 0
+    assert not_found_calls(fake)[0] == 0  # no 404 for a contact that was merely late
     print(f"\nAPI calls per delivered event: {stats['total'] / counts['delivered']:.3f} "
           f"({stats['total']} calls, {counts['delivered']} events; by route {stats['by_route']})")

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from producers.sample import SampleStream
-from tests.e2e.harness import accept, intercom_state, wait_until_finished
+from tests.e2e.harness import accept, intercom_state, not_found_calls, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 
@@ -25,21 +25,13 @@ def adversarial_stream() -> SampleStream:
 
 
 def report(fake, counts, label):
-    """Print the 404s and calls per event; return the 404s for contacts that were merely late.
-
-    A 404 for a lead that its user identify (in the user's own lane) merged
-    away a moment before is not lateness: the event is retried on the user.
-    Every other 404 would mean a track or group overtook its identify.
-    """
+    """Print the 404s and calls per event; return the 404s for contacts that were merely late."""
     stats = fake.stats()
-    merged_away = {m["from"] for m in fake.state()["merges"]}
-    not_found = fake.requests(status=404)
-    late = [r for r in not_found if (r.get("body") or {}).get("id") not in merged_away
-            and not any(m in r["path"] for m in merged_away)]
-    print(f"\n{label}: 404s={len(not_found)} ({len(not_found) - len(late)} for leads merged away in flight, "
-          f"{len(late)} for late contacts), API calls per delivered event="
+    late, merged = not_found_calls(fake)
+    print(f"\n{label}: 404s={late + merged} ({merged} for leads merged away in flight, "
+          f"{late} for late contacts), API calls per delivered event="
           f"{stats['total'] / counts['delivered']:.3f} ({stats['total']} calls for {counts['delivered']} events)")
-    return len(late)
+    return late
 
 
 def test_an_adversarial_stream_accepted_before_the_workers_start(redis, redis_url, fake_intercom_factory, fleet):

@@ -58,6 +58,9 @@ class Settings:
     # Seconds without a sign of life before a running delivery is taken for
     # lost (its worker died) and sent again.
     lease_seconds: float = 60.0
+    # Seconds a sent task may wait in the queue before its lane is taken for
+    # lost and sent again (see worker/store/lanes.py).
+    dispatch_seconds: float = 60.0
     # How often a destination paused for a refused token (401) is probed with GET /me.
     pause_probe_seconds: float = 30.0
 
@@ -107,6 +110,7 @@ class Settings:
             http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", 30.0, minimum=0.1),
             log_format=log_format,
             lease_seconds=_number(env, "LEASE_SECONDS", 60.0, minimum=1),
+            dispatch_seconds=_number(env, "DISPATCH_SECONDS", 60.0, minimum=1),
             pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", 30.0, minimum=1),
         )
 

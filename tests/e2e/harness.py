@@ -30,7 +30,7 @@ TOKEN = "test-token"
 def relay_env(redis_url: str, intercom_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY", "INTERCOM_", "REDIS_URL"))}
     env.update(REDIS_URL=redis_url, INTERCOM_API_URL=intercom_url, INTERCOM_ACCESS_TOKEN=TOKEN,
-               LEASE_SECONDS="5", PYTHONPATH=str(ROOT))
+               LEASE_SECONDS="5", DISPATCH_SECONDS="10", PYTHONPATH=str(ROOT))
     env.update(extra)
     return env
 

@@ -54,8 +54,12 @@ CODE_ACTIONS = {code: action for action, code in ACTION_CODES.items()}
 DEFAULT_LEASE_SECONDS = 60.0
 
 #: A sent task normally starts within seconds; one not started after this long
-#: is taken for lost and sent again (a duplicate finds the lane busy).
-DEFAULT_DISPATCH_SECONDS = 300.0
+#: is taken for lost and sent again.  A task is lost when its worker dies after
+#: closing one head and before sending the next, or dies holding prefetched
+#: messages (Celery's Redis transport restores those only after its visibility
+#: timeout, an hour).  A duplicate costs one claim that finds the lane busy or
+#: its delivery gone; set it above the queue's usual wait (DISPATCH_SECONDS).
+DEFAULT_DISPATCH_SECONDS = 60.0
 
 #: messageIds are remembered this long for de-duplication.
 SEEN_TTL_SECONDS = 7 * 24 * 3600

@@ -35,8 +35,12 @@ def create_app(settings: Settings) -> Celery:
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
-        # Our longest countdown is 60 s; the sweep covers anything longer.
-        broker_transport_options={"visibility_timeout": 3600},
+        # A message taken by a worker that died comes back after this long.
+        # It must outlive our longest countdown (60 s; longer waits sleep in
+        # Redis) and our longest task (a few calls of at most 30 s each); ten
+        # minutes instead of Celery's hour bounds how long a SIGKILLed worker's
+        # unacknowledged ingest messages hold their people's lanes.
+        broker_transport_options={"visibility_timeout": 600},
         task_serializer="json",
         accept_content=["json"],
         task_acks_late=True,

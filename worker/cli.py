@@ -57,14 +57,9 @@ def replay(file: str, dry_run: bool) -> None:
             open(file, "rb").close()
         except OSError as exc:
             raise click.ClickException(f"cannot read {file}: {exc.strerror}") from None
-    from producers.enqueue import BackPressure  # noqa: PLC0415
-
     settings = _settings()
     enqueuer = None if dry_run else _enqueuer(settings)
-    try:
-        summary = run_replay(file, enqueuer, dry_run=dry_run)
-    except BackPressure as exc:
-        raise click.ClickException(f"stopped: {exc}; the lines before were accepted") from None
+    summary = run_replay(file, enqueuer, dry_run=dry_run)  # waits out back-pressure
     # A refused line is reported, not fatal: exit 0 means every valid line was accepted.
     click.echo(format_summary(summary), err=True)
 
@@ -196,11 +191,16 @@ def fake_intercom(ctx: click.Context) -> None:
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=8000, show_default=True, envvar="PORT", type=int)
-def serve(host: str, port: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Server processes.")
+@click.option("--no-auth", is_flag=True, help="Accept events without a write key (local demos only).")
+def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
     """Run the Segment-compatible ingestion API."""
-    from producers.http import serve as run_server  # noqa: PLC0415
+    from producers.http import NoWriteKeys, serve as run_server  # noqa: PLC0415
 
-    run_server(_settings(), host=host, port=port)
+    try:
+        run_server(_settings(), host=host, port=port, workers=workers, allow_no_auth=no_auth)
+    except NoWriteKeys as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -44,3 +44,11 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
         logger.propagate = False
     # httpx logs every request line at INFO; that is noise at our volume.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Celery logs "received" and "succeeded" for every task; for the once-a-second
+    # sweep that is two lines a second saying nothing (it logs what it did itself).
+    for name in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
+        logging.getLogger(name).addFilter(_not_the_sweep)
+
+
+def _not_the_sweep(record: logging.LogRecord) -> bool:
+    return "intercom.sweep" not in str(record.args) and "intercom.sweep" not in str(record.msg)

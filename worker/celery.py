@@ -5,10 +5,16 @@ Celery's command line imports it to find the app.  Settings are validated
 here, so a bad setting stops the worker at once with a message naming it.
 """
 
+import sys
+
 from worker.celery_app import create_app
 from worker.logs import configure_logging
-from worker.settings import Settings
+from worker.settings import Settings, SettingsError
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except SettingsError as exc:
+    print(f"intercom-relay worker: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 configure_logging(settings)
 app = create_app(settings)

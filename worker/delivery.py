@@ -99,6 +99,8 @@ def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, acti
         return _retry(task, rt, person, delivery, record, exc)
     _outcome(person, record, "delivered", rt.lanes.attempts(delivery)[0], calls=ctx.calls)
     _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
+    if record["action"] == "identify_contact":
+        _release_anonymous_lane(task, rt, person, ctx.anonymous_id)
     return {"delivered": delivery, **{k: v for k, v in result.items() if k != "calls"}, "calls": ctx.calls}
 
 
@@ -106,6 +108,17 @@ def _known(rt: Any, record: dict) -> bool:
     event = record["event"]
     return rt.contacts.get(external_id=_str(event.get("userId")),
                            anonymous_id=_str(event.get("anonymousId"))) is not None
+
+
+def _release_anonymous_lane(task: Task, rt: Any, person: str, anonymous_id: str | None) -> None:
+    """An identify that names a user and an anonymous id makes them one person.
+
+    The anonymous id's own lane may hold tracks parked because Intercom had
+    merged its lead into this user a moment before they were sent; they can
+    go now, to the user.
+    """
+    if anonymous_id and anonymous_id != person:
+        _send_next(task, anonymous_id, rt.lanes.unpark(anonymous_id))
 
 
 def _identify_first(task: Task, rt: Any, person: str) -> dict:

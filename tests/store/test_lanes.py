@@ -164,3 +164,14 @@ def test_a_dead_letter_replays_at_the_end_of_its_lane(redis, lanes):
     assert ok and woke and woke.endswith("T")
     counts = Counters(redis).snapshot()
     assert (counts["deliveries"], counts["dead_lettered"], counts["backlog"]) == (2, 1, 1)
+
+
+def test_unpark_releases_another_lanes_parked_deliveries_and_wakes_it(redis, lanes):
+    accept(redis, "anon-1")
+    track, _ = ingest(lanes, 1, "anon-1")
+    lanes.claim("anon-1", track, "t1")
+    assert lanes.park("anon-1", track) is None
+    assert lanes.unpark("anon-1") == track
+    assert Counters(redis).snapshot()["parked"] == 0
+    assert lanes.claim("anon-1", track, "t2").status == "ok"
+    assert lanes.unpark("anon-1") is None  # nothing parked: nothing to wake

@@ -99,6 +99,20 @@ end
 local function decr_field(hash, field)
   if redis.call('HINCRBY', hash, field, -1) == 0 then redis.call('HDEL', hash, field) end
 end
+-- Put a person's parked deliveries back in the lane, at their acceptance places.
+local function unpark(lane, parked, parked_index, counters, person)
+  local entries = redis.call('LRANGE', parked, 0, -1)
+  for _, entry in ipairs(entries) do
+    local pid = string.match(entry, '^([^|]+)')
+    redis.call('ZADD', lane, tonumber(string.match(pid, '^(%d+)')), pid)
+  end
+  if #entries > 0 then
+    redis.call('HINCRBY', counters, 'parked', -#entries)
+    redis.call('DEL', parked)
+    redis.call('ZREM', parked_index, person)
+  end
+  return #entries
+end
 """
 
 # KEYS: seen, lane, deliveries, leases, state, inflight, counters, identifies
@@ -171,18 +185,7 @@ if outcome == 'dead_lettered' then
 end
 if string.sub(id, -1) == 'I' then
   decr_field(KEYS[7], person)
-  if outcome == 'delivered' then
-    local parked = redis.call('LRANGE', KEYS[8], 0, -1)
-    for _, entry in ipairs(parked) do
-      local pid = string.match(entry, '^([^|]+)')
-      redis.call('ZADD', KEYS[1], tonumber(string.match(pid, '^(%d+)')), pid)
-    end
-    if #parked > 0 then
-      redis.call('HINCRBY', KEYS[6], 'parked', -#parked)
-      redis.call('DEL', KEYS[8])
-      redis.call('ZREM', KEYS[9], person)
-    end
-  end
+  if outcome == 'delivered' then unpark(KEYS[1], KEYS[8], KEYS[9], KEYS[6], person) end
 end
 return {'ok', next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[5]))}
 """
@@ -198,6 +201,16 @@ redis.call('ZADD', KEYS[7], 'NX', now + tonumber(ARGV[5]), person)
 redis.call('HINCRBY', KEYS[5], 'parked', 1)
 drop_attempts(KEYS[8], KEYS[5], id)
 return {'ok', next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[4]))}
+"""
+
+# KEYS: lane, leases, state, inflight, counters, parked, parked_index
+# ARGV: person, now, dispatch
+# Releases a person's parked deliveries now; wakes the lane if it was idle.
+_UNPARK = _NEXT_HEAD + """
+local person = ARGV[1]
+if unpark(KEYS[1], KEYS[6], KEYS[7], KEYS[5], person) == 0 then return false end
+if redis.call('ZSCORE', KEYS[2], person) then return false end
+return next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
 
 # KEYS: lane, leases, state, counters, attempts
@@ -327,6 +340,7 @@ class Lanes:
         self._finish, self._park, self._sleep = register(_FINISH), register(_PARK), register(_SLEEP)
         self._promote, self._sweep = register(_PROMOTE), register(_SWEEP)
         self._expire, self._replay = register(_EXPIRE_PARKED), register(_REPLAY)
+        self._unpark = register(_UNPARK)
 
     # -- ingestion ---------------------------------------------------------
     def ingest(self, seq: int, person: str, message_id: str, deliveries: list[tuple[str, dict]], *, pipe: Any = None) -> Any:
@@ -370,6 +384,13 @@ class Lanes:
         ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS,
               keys.parked(person), keys.PARKED_INDEX, ATTEMPTS]
         return _next(self._park(keys=ks, args=[person, delivery, now_ms(), self.dispatch_ms, self.hold_ms]))
+
+    def unpark(self, person: str) -> str | None:
+        """Release the person's parked deliveries; returns the head to send if the lane woke."""
+        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS,
+              keys.parked(person), keys.PARKED_INDEX]
+        head = self._unpark(keys=ks, args=[person, now_ms(), self.dispatch_ms])
+        return _text(head) if head else None
 
     def sleep(self, person: str, delivery: str, wake_at_ms: int, *, attempt: tuple[int, int] | None = None) -> bool:
         """Hold the lane until ``wake_at_ms``; ``attempt`` = (attempts, first failure ms) for a retry."""

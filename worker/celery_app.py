@@ -46,7 +46,9 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_ignore_result=True,
-        task_send_sent_event=True,
+        # No "task-sent" events: Flower shows tasks from the worker's events, and
+        # a sent event would double the publishes of every lane hop.
+        task_send_sent_event=False,
         worker_send_task_events=True,
         worker_prefetch_multiplier=1,
         worker_pool="threads",

@@ -66,14 +66,14 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
         return {"skipped": claim.status}
     record = claim.record
     action = ACTIONS[record["action"]]
-    if rt.pause.reason():
+    if rt.pause.is_paused():
         return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
     if action.NEEDS_CONTACT and not _known(rt, record) and rt.lanes.pending_identifies(person):
         return _identify_first(task, rt, person)
-    return _perform(task, rt, person, delivery, record, action)
+    return _perform(task, rt, person, delivery, record, action, claim.attempts)
 
 
-def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any) -> dict:
+def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any, attempts: int) -> dict:
     event = record["event"]
     ctx = ActionContext(client=rt.client, contacts=rt.contacts, user_id=_str(event.get("userId")),
                         anonymous_id=_str(event.get("anonymousId")))
@@ -97,7 +97,7 @@ def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, acti
     except Exception as exc:  # a bug must not lose the event: retry it, then dead-letter it
         log.exception("unexpected error delivering %s for %s", delivery, person)
         return _retry(task, rt, person, delivery, record, exc)
-    _outcome(person, record, "delivered", rt.lanes.attempts(delivery)[0], calls=ctx.calls)
+    _outcome(person, record, "delivered", attempts, calls=ctx.calls)
     _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
     if record["action"] == "identify_contact":
         _release_anonymous_lane(task, rt, person, ctx.anonymous_id)

@@ -141,7 +141,7 @@ if redis.call('ZSCORE', KEYS[4], person) then return false end
 return next_head(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
 """
 
-# KEYS: lane, leases, state, inflight, deliveries
+# KEYS: lane, leases, state, inflight, deliveries, attempts
 # ARGV: person, id, token, now, lease, tolerance
 _CLAIM = """
 local person, id, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -159,7 +159,7 @@ if tonumber(redis.call('HGET', KEYS[4], person) or '0') > 0 then
 end
 redis.call('HSET', KEYS[3], person, token)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), person)
-return {'ok', redis.call('HGET', KEYS[5], id)}
+return {'ok', redis.call('HGET', KEYS[5], id), redis.call('HGET', KEYS[6], id) or ''}
 """
 
 # KEYS: leases, state    ARGV: person, token, deadline
@@ -318,6 +318,7 @@ class Claim:
 
     status: str
     record: dict | None = None
+    attempts: int = 0
 
 
 class Lanes:
@@ -360,11 +361,14 @@ class Lanes:
 
     # -- running a head ----------------------------------------------------
     def claim(self, person: str, delivery: str, token: str, *, tolerance_ms: int = 250) -> Claim:
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES]
+        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, ATTEMPTS]
         result = self._claim(keys=ks, args=[person, delivery, token, now_ms(), self.lease_ms, tolerance_ms])
         status = _text(result[0])
-        record = json.loads(result[1]) if status == "ok" and len(result) > 1 and result[1] else None
-        return Claim(status, record)
+        if status != "ok" or len(result) < 2 or not result[1]:
+            return Claim(status)
+        # The attempts so far ride along, so that a delivery needs no extra round trip for them.
+        attempts = int(_text(result[2]).split("|")[0]) if len(result) > 2 and result[2] else 0
+        return Claim(status, json.loads(result[1]), attempts)
 
     def renew(self, person: str, token: str) -> bool:
         ks = [keys.LEASES, keys.LANE_STATE]

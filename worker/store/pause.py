@@ -19,6 +19,10 @@ from worker.store import keys
 PROBE_INTERVAL_SECONDS = 30.0
 
 
+#: How long a worker trusts its last look at the pause flag.
+LOCAL_CHECK_SECONDS = 1.0
+
+
 class Pause:
     def __init__(self, redis: Any, token_id: str, probe_interval: float = PROBE_INTERVAL_SECONDS) -> None:
         self.redis = redis
@@ -28,10 +32,24 @@ class Pause:
     def pause(self, reason: str) -> bool:
         """Pause; returns True if this call paused it (False if it already was)."""
         value = json.dumps({"reason": reason, "since": int(time.time())})
+        self._paused, self._checked_at = True, time.monotonic()
         return bool(self.redis.set(self.key, value, nx=True))
 
     def resume(self) -> None:
         self.redis.delete(self.key)
+        self._checked_at = 0.0
+
+    def is_paused(self) -> bool:
+        """Whether delivery is paused; asked of Redis at most once a second per process.
+
+        Every delivery asks, so the answer is kept for a second: a pause takes
+        effect fleet-wide within a second, and costs no round trip per event.
+        """
+        now = time.monotonic()
+        if now - getattr(self, "_checked_at", 0.0) >= LOCAL_CHECK_SECONDS:
+            self._paused = bool(self.redis.exists(self.key))
+            self._checked_at = now
+        return self._paused
 
     def reason(self) -> dict | None:
         raw = self.redis.get(self.key)

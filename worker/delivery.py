@@ -45,6 +45,7 @@ from worker.mappings import MappingError
 from worker.retry import backoff, out_of_window, rate_limit_wait
 from worker.store.deadletters import letter
 from worker.store.lanes import action_of, now_ms
+from worker.store.lease import Lease, current_lease
 
 log = logging.getLogger("worker.delivery")
 
@@ -115,6 +116,7 @@ def _deliver_one(task: Task, rt: Any, person: str, delivery: str) -> dict:
     claim = rt.lanes.claim(person, delivery, token)
     if claim.status != "ok":
         return {"skipped": claim.status}
+    current_lease.set(Lease(person, token, time.monotonic()))
     record = claim.record
     action = ACTIONS[record["action"]]
     if rt.pause.is_paused():

@@ -21,6 +21,7 @@ from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
 from worker.store.lanes import Lanes
+from worker.store.lease import RenewingBudget
 from worker.store.pause import Pause
 
 
@@ -46,7 +47,8 @@ class Runtime:
         return cls(
             settings=settings, redis=redis, lanes=lanes, contacts=ContactCache(redis),
             counters=Counters(redis), dead_letters=DeadLetters(redis, lanes), budget=budget,
-            pause=Pause(redis, settings.token_id, settings.pause_probe_seconds), client=IntercomClient.from_settings(settings, budget=budget),
+            pause=Pause(redis, settings.token_id, settings.pause_probe_seconds),
+            client=IntercomClient.from_settings(settings, budget=RenewingBudget(budget, lanes)),
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},
         )
 

@@ -131,7 +131,7 @@ def test_remaining_lower_than_expected_pushes_the_slots_back(redis):
     budget.acquire()
     reset = int(time.time()) + 10
     budget.observe(response(limit=101, remaining=10, reset=reset))
-    interval = 10.0 / 100
+    interval = 10.0 / 99  # 99% of the limit of 101 is scheduled (the headroom)
     assert tat(redis, budget) == pytest.approx(reset - 10 * interval, abs=0.01)
     with pytest.raises(RateLimited):
         budget.acquire()

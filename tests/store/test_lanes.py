@@ -175,3 +175,20 @@ def test_unpark_releases_another_lanes_parked_deliveries_and_wakes_it(redis, lan
     assert Counters(redis).snapshot()["parked"] == 0
     assert lanes.claim("anon-1", track, "t2").status == "ok"
     assert lanes.unpark("anon-1") is None  # nothing parked: nothing to wake
+
+
+def test_a_running_delivery_renews_its_lease_before_calls(redis, lanes):
+    from worker.store.lease import Lease, RenewingBudget, current_lease
+
+    class Budget:
+        def acquire(self):
+            pass
+
+    accept(redis, "ann")
+    head, _ = ingest(lanes, 1, "ann")
+    lanes.claim("ann", head, "t1")
+    before = redis.zscore(keys.LEASES, "ann")
+    current_lease.set(Lease("ann", "t1", renewed_at=0.0))  # last renewed long ago
+    time.sleep(0.05)
+    RenewingBudget(Budget(), lanes).acquire()
+    assert redis.zscore(keys.LEASES, "ann") > before

@@ -36,14 +36,19 @@ DEFAULT_LIMIT_PER_WINDOW = 1666
 #: the lane back to sleep (a thread should not idle for long).
 MAX_INLINE_WAIT_SECONDS = 2.0
 
+#: Calls are scheduled for 99% of the window's limit: a call reserved at the
+#: end of one window can reach Intercom in the next (answers vary by tens of
+#: milliseconds), and the 1% keeps those from tipping a window into 429s.
+_HEADROOM = "local HEADROOM = 0.99\n"
+
 # KEYS: budget hash    ARGV: default limit, share, window ms, max wait ms
 # Returns the wait in ms before the reserved slot, or -(slot time) when the
 # slot is further than max wait (nothing is reserved then).
-_RESERVE = """
+_RESERVE = _HEADROOM + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[1])
-local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2])) - 1)
+local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2]) * HEADROOM))
 local interval = tonumber(ARGV[3]) / allowed
 local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
 local slot = math.max(now, tat)
@@ -55,7 +60,7 @@ return math.floor(slot - now)
 
 # KEYS: budget hash, counters
 # ARGV: limit ('' if absent), remaining ('' if absent), reset s ('' if absent), status, share, window ms
-_OBSERVE = """
+_OBSERVE = _HEADROOM + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HINCRBY', KEYS[2], 'api_calls', 1)
@@ -70,7 +75,7 @@ if ARGV[4] == '429' then
 end
 if ARGV[2] ~= '' and ARGV[1] ~= '' then
   -- Fit our remaining calls of this window into what Intercom says is left.
-  local allowed = math.max(1, math.floor(tonumber(ARGV[1]) * tonumber(ARGV[5])) - 1)
+  local allowed = math.max(1, math.floor(tonumber(ARGV[1]) * tonumber(ARGV[5]) * HEADROOM))
   local interval = tonumber(ARGV[6]) / allowed
   local remaining = tonumber(ARGV[2])
   local earliest = reset - remaining * interval

@@ -122,6 +122,13 @@ def _letters(reason: str | None, person: str | None, ids: tuple[str, ...]) -> tu
     return store, list(store.iter(reason=reason, person=person, ids=list(ids) or None))
 
 
+def _chosen_letters(reason: str | None, person: str | None, ids: tuple[str, ...], everything: bool) -> tuple[Any, list]:
+    """The letters a replay or purge acts on; it must be told which, or --all."""
+    if not (reason or person or ids or everything):
+        raise click.UsageError("say which letters: --reason, --person, --id, or --all")
+    return _letters(reason, person, ids)
+
+
 _filters = [
     click.option("--reason", help="Only letters whose reason contains this text."),
     click.option("--person", help="Only this person's letters (userId, else anonymousId)."),
@@ -158,9 +165,7 @@ def replay_dead_letters(reason: str | None, person: str | None, ids: tuple[str, 
     from worker.celery_app import create_app  # noqa: PLC0415
     from worker.delivery import dispatch  # noqa: PLC0415
 
-    if not (reason or person or ids or everything):
-        raise click.UsageError("say which letters: --reason, --person, --id, or --all")
-    store, letters = _letters(reason, person, ids)
+    store, letters = _chosen_letters(reason, person, ids, everything)
     replayed, heads = store.replay(letters)
     app = create_app(_settings())
     for who, head in heads:
@@ -173,9 +178,7 @@ def replay_dead_letters(reason: str | None, person: str | None, ids: tuple[str, 
 @click.option("--all", "everything", is_flag=True, help="Purge every dead letter (required without a filter).")
 def purge_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ...], everything: bool) -> None:
     """Delete dead letters for good."""
-    if not (reason or person or ids or everything):
-        raise click.UsageError("say which letters: --reason, --person, --id, or --all")
-    store, letters = _letters(reason, person, ids)
+    store, letters = _chosen_letters(reason, person, ids, everything)
     click.echo(f"purged {store.purge(letters)} dead letter(s)")
 
 

@@ -441,8 +441,6 @@ class Lanes:
         result = self._replay(keys=ks, args=args)
         return _text(result[0]) == "ok", _next(result)
 
-    def parked(self, person: str) -> list[str]:
-        return [_text(e).split("|")[0] for e in self.redis.lrange(keys.parked(person), 0, -1)]
 
 
 def _text(value: Any) -> str:

@@ -1,7 +1,7 @@
 """Benchmark delivery at Intercom's rate limit: utilisation, 429s, calls per event, latency, CPU, memory.
 
-Starts its own redis-server (unless REDIS_URL is set: then database 14 of it,
-emptied), the fake Intercom in a subprocess (150 ms per call, 1,666 calls per
+Starts its own redis-server (unless REDIS_URL is set: then the first empty
+database of it, see bench/common.py), the fake Intercom in a subprocess (150 ms per call, 1,666 calls per
 10-s window, as Intercom's default), N ``celery worker`` processes (threads
 pool) and beat.  It accepts a SampleStream (≥ 20,000 events for 2,000 people
 by default) *before* the workers start, so Redis memory per queued event is
@@ -52,7 +52,7 @@ from producers.enqueue import Enqueuer  # noqa: E402
 from producers.events import validate_event  # noqa: E402
 from producers.sample import SampleStream, _ts  # noqa: E402
 from worker.celery_app import create_app  # noqa: E402
-from worker.embedded_redis import EmbeddedRedis  # noqa: E402
+from bench.common import bench_redis  # noqa: E402
 from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.counters import Counters  # noqa: E402
@@ -113,14 +113,8 @@ def main() -> int:
     ap.add_argument("--out", help="results file (default bench/results/delivery[-faults].json)")
     args = ap.parse_args()
 
-    own_redis = None
-    if os.environ.get("REDIS_URL"):
-        redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/14"
-    else:
-        own_redis = EmbeddedRedis().start()
-        redis_url = own_redis.url
+    redis_url, stop_redis = bench_redis()
     redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
-    redis.flushdb()
 
     fake_config = FakeConfig(latency_ms=args.latency_ms, rate_limit=args.rate_limit, tokens=(TOKEN,), seed=args.seed,
                              request_log_size=200_000)
@@ -289,8 +283,7 @@ def main() -> int:
                 p.kill()
                 p.wait()
         fake.stop()
-        if own_redis:
-            own_redis.stop()
+        stop_redis()
 
 
 def check_order(state: dict, stream: SampleStream) -> dict:

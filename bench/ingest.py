@@ -20,8 +20,8 @@ bench/results/ingest.json.
     python bench/ingest.py                  # ~1 minute
     python bench/ingest.py --duration 300   # the 5-minute memory run
 
-It starts its own redis-server unless REDIS_URL is set (then it uses that
-Redis's database 15 and empties it).
+It starts its own redis-server unless REDIS_URL is set (then it runs in the
+first empty database of that Redis: bench/common.py).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ from producers.client import BufferFull, Producer  # noqa: E402
 from producers.enqueue import Enqueuer  # noqa: E402
 from producers.events import validate_event  # noqa: E402
 from worker.celery_app import create_app as create_celery_app  # noqa: E402
-from worker.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from bench.common import bench_redis  # noqa: E402
+from worker.embedded_redis import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
 WRITE_KEY = "wk_bench"
@@ -202,14 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     args = parser.parse_args(argv)
 
-    embedded = None
-    if os.environ.get("REDIS_URL"):
-        redis_url = os.environ["REDIS_URL"].rsplit("/", 1)[0] + "/15"
-    else:
-        embedded = EmbeddedRedis().start()
-        redis_url = embedded.url
+    redis_url, stop_redis = bench_redis()
     client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
     settings = Settings(redis_url=redis_url, write_keys=(WRITE_KEY,), max_backlog=10**12)
     app = create_celery_app(settings)
     enqueuer = Enqueuer(client, app, max_backlog=10**12)
@@ -259,8 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(10)
-        if embedded is not None:
-            embedded.stop()
+        stop_redis()
 
     results["machine"]["loadavg_1m_at_end"] = os.getloadavg()[0]
     base = results["baseline_send_task"]["events_per_s"]

@@ -1,0 +1,30 @@
+"""What the benchmarks share: a Redis of their own.
+
+Without REDIS_URL a benchmark starts a private redis-server.  With it, a
+benchmark runs in the first empty database (1-15) of that server, so it never
+empties data it did not write, and stops with a message if there is none.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Callable
+
+import redis as redis_lib
+
+from worker.embedded_redis import EmbeddedRedis
+
+
+def bench_redis() -> tuple[str, Callable[[], None]]:
+    """(redis URL, stop function) for a benchmark run."""
+    given = os.environ.get("REDIS_URL")
+    if not given:
+        server = EmbeddedRedis().start()
+        return server.url, server.stop
+    base = given.rsplit("/", 1)[0] if given.count("/") > 2 else given.rstrip("/")
+    for db in range(1, 16):
+        url = f"{base}/{db}"
+        if redis_lib.Redis.from_url(url).dbsize() == 0:
+            return url, lambda: redis_lib.Redis.from_url(url).flushdb()
+    sys.exit(f"REDIS_URL={given}: no empty database among 1-15 to benchmark in; unset REDIS_URL to use a private redis-server")

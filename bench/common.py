@@ -13,7 +13,7 @@ from typing import Callable
 
 import redis as redis_lib
 
-from worker.embedded_redis import EmbeddedRedis
+from worker.embedded_redis import EmbeddedRedis, first_empty_database
 
 
 def bench_redis() -> tuple[str, Callable[[], None]]:
@@ -22,9 +22,8 @@ def bench_redis() -> tuple[str, Callable[[], None]]:
     if not given:
         server = EmbeddedRedis().start()
         return server.url, server.stop
-    base = given.rsplit("/", 1)[0] if given.count("/") > 2 else given.rstrip("/")
-    for db in range(1, 16):
-        url = f"{base}/{db}"
-        if redis_lib.Redis.from_url(url).dbsize() == 0:
-            return url, lambda: redis_lib.Redis.from_url(url).flushdb()
-    sys.exit(f"REDIS_URL={given}: no empty database among 1-15 to benchmark in; unset REDIS_URL to use a private redis-server")
+    url = first_empty_database(given)
+    if url is None:
+        sys.exit(f"REDIS_URL={given}: no empty database among 1-15 to benchmark in; "
+                 "unset REDIS_URL to use a private redis-server")
+    return url, lambda: redis_lib.Redis.from_url(url).flushdb()

@@ -14,19 +14,17 @@ from typing import Iterator
 import pytest
 import redis as redis_lib
 
-from worker.embedded_redis import EmbeddedRedis, RedisUnavailable
+from worker.embedded_redis import EmbeddedRedis, RedisUnavailable, first_empty_database
 
 pytest_plugins = ["tests.fixtures_fake"]
 
 
 def _empty_database(url: str) -> str:
-    """The URL of the first database 1-15 of that server that holds no keys."""
-    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url.rstrip("/")
-    for db in range(1, 16):
-        candidate = f"{base}/{db}"
-        if redis_lib.Redis.from_url(candidate).dbsize() == 0:
-            return candidate
-    pytest.fail(f"REDIS_URL={url}: no empty database among 1-15 to run the tests in; free one, or unset REDIS_URL to let the suite start its own redis-server")
+    found = first_empty_database(url)
+    if found is None:
+        pytest.fail(f"REDIS_URL={url}: no empty database among 1-15 to run the tests in; "
+                    "free one, or unset REDIS_URL to let the suite start its own redis-server")
+    return found
 
 
 @pytest.fixture(scope="session")

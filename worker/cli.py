@@ -50,7 +50,8 @@ def main() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate only; accept nothing.")
 def replay(file: str, dry_run: bool) -> None:
     """Accept the Segment events of FILE (JSON Lines; '-' for stdin)."""
-    from producers.replay import format_summary, replay as run_replay  # noqa: PLC0415
+    from producers.replay import format_summary  # noqa: PLC0415
+    from producers.replay import replay as run_replay
 
     if file != "-":
         try:
@@ -198,7 +199,8 @@ def fake_intercom(ctx: click.Context) -> None:
 @click.option("--no-auth", is_flag=True, help="Accept events without a write key (local demos only).")
 def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
     """Run the Segment-compatible ingestion API."""
-    from producers.http import NoWriteKeys, serve as run_server  # noqa: PLC0415
+    from producers.http import NoWriteKeys  # noqa: PLC0415
+    from producers.http import serve as run_server
 
     try:
         run_server(_settings(), host=host, port=port, workers=workers, allow_no_auth=no_auth)
@@ -207,7 +209,8 @@ def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
 
 
 @main.command()
-@click.option("--people", default=40, show_default=True, type=click.IntRange(1, 10_000), help="People in the sample stream (~9 events each).")
+@click.option("--people", default=40, show_default=True, type=click.IntRange(1, 10_000),
+              help="People in the sample stream (~9 events each).")
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for delivery.")
 @click.option("--yes-send-to-intercom", is_flag=True, help="With INTERCOM_ACCESS_TOKEN set: really send the sample to that workspace.")
 @click.option("--ingest-url", help="Start nothing: send to this running relay (e.g. http://web:8000).")

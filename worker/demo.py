@@ -40,7 +40,7 @@ from typing import Any, Callable
 
 import httpx
 
-from producers.sample import SampleStream, intercom_event_name
+from producers.sample import SampleStream
 from worker.embedded_redis import EmbeddedRedis, free_port
 
 #: The fake's rate limit for the demo: low, so a burst of a few hundred calls

@@ -43,6 +43,20 @@ def find_redis_server() -> str:
     )
 
 
+def first_empty_database(url: str) -> str | None:
+    """The URL of the first database 1-15 of that server that holds no keys, or None.
+
+    Tests and benchmarks given a shared Redis run there, so that emptying their
+    database afterwards never deletes data they did not write.
+    """
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url.rstrip("/")
+    for db in range(1, 16):
+        candidate = f"{base}/{db}"
+        if redis.Redis.from_url(candidate).dbsize() == 0:
+            return candidate
+    return None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -75,7 +75,13 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_stores_nothing_twice(redis
     workers.worker("survivor", concurrency=8)
     workers.beat()
 
-    while redis.hget("relay:counters", "delivered") is None or int(redis.hget("relay:counters", "delivered")) < len(stream.events) // 3:
+    # Kill mid-delivery, once every event is in its lane: ingest messages a killed
+    # worker had taken come back only after Celery's visibility timeout (10 minutes,
+    # docs/operations.md), longer than this test waits.
+    def counter(name):
+        return int(redis.hget("relay:counters", name) or 0)
+
+    while counter("ingested") < len(stream.events) or counter("delivered") < len(stream.events) // 3:
         time.sleep(0.1)
     workers.kill(victim)
     counts = wait_until_finished(redis, workers)

@@ -12,6 +12,7 @@ from typing import Any
 
 from worker.store import keys
 from worker.store.counters import Counters
+from worker.store.lanes import person_of
 
 #: Events per ``intercom.ingest`` message.  Large enough that publishing costs
 #: little per event, small enough that one message is a quick task.
@@ -27,11 +28,6 @@ class BackPressure(Exception):
     def __init__(self, backlog: int, bound: int) -> None:
         super().__init__(f"backlog of {backlog} events is over the bound of {bound}; retry later")
         self.retry_after = BACKPRESSURE_RETRY_AFTER
-
-
-def person_of(event: dict) -> str:
-    """The person an event belongs to: userId, else anonymousId (DESIGN.md)."""
-    return str(event.get("userId") or event.get("anonymousId"))
 
 
 class Enqueuer:

@@ -98,7 +98,7 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
     of another action gets its own task, so Flower names what runs.
     """
     chain = _Chain(person, action_of(delivery), time.monotonic() + CHAIN_SECONDS, CHAIN_MAX)
-    reset = _chain.set(chain)
+    reset, reset_lease = _chain.set(chain), current_lease.set(None)
     try:
         result = _deliver_one(task, rt, person, delivery)
         delivered = 1 if "delivered" in result else 0
@@ -107,7 +107,9 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
             result = _deliver_one(task, rt, person, head)
             delivered += 1 if "delivered" in result else 0
     finally:
+        # Worker threads run task after task: no lease or chain may outlive its task.
         _chain.reset(reset)
+        current_lease.reset(reset_lease)
     return {**result, "delivered_in_task": delivered} if delivered > 1 else result
 
 

@@ -25,7 +25,7 @@ from worker.actions import ACTIONS
 from worker.delivery import deliver, dispatch
 from worker.mappings import select
 from worker.runtime import get_runtime
-from worker.store.lanes import delivery_id
+from worker.store.lanes import delivery_id, person_of
 
 log = logging.getLogger("worker.tasks")
 
@@ -49,7 +49,7 @@ def ingest(task: Task, envelopes: list[dict]) -> dict:
     people = []
     for envelope in envelopes:
         seq, event = envelope["seq"], envelope["event"]
-        person = str(event.get("userId") or event.get("anonymousId"))
+        person = person_of(event)
         chosen = select(mappings, event)
         deliveries = [(delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event))
                       for i, m in enumerate(chosen)]

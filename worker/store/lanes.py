@@ -65,6 +65,11 @@ DEFAULT_DISPATCH_SECONDS = 60.0
 SEEN_TTL_SECONDS = 7 * 24 * 3600
 
 
+def person_of(event: dict) -> str:
+    """The person an event belongs to, and so its lane: userId, else anonymousId (DESIGN.md)."""
+    return str(event.get("userId") or event.get("anonymousId"))
+
+
 def delivery_id(seq: int, index: int, action: str) -> str:
     return f"{seq}:{index}{ACTION_CODES[action]}"
 

@@ -28,6 +28,8 @@ class Pause:
         self.redis = redis
         self.key = f"{keys.PREFIX}paused:{token_id}"
         self.probe_interval = probe_interval
+        # This process's last look at the flag (see is_paused); -inf: not looked yet.
+        self._paused, self._checked_at = False, float("-inf")
 
     def pause(self, reason: str) -> bool:
         """Pause; returns True if this call paused it (False if it already was)."""
@@ -37,7 +39,7 @@ class Pause:
 
     def resume(self) -> None:
         self.redis.delete(self.key)
-        self._checked_at = 0.0
+        self._checked_at = float("-inf")
 
     def is_paused(self) -> bool:
         """Whether delivery is paused; asked of Redis at most once a second per process.
@@ -46,7 +48,7 @@ class Pause:
         effect fleet-wide within a second, and costs no round trip per event.
         """
         now = time.monotonic()
-        if now - getattr(self, "_checked_at", 0.0) >= LOCAL_CHECK_SECONDS:
+        if now - self._checked_at >= LOCAL_CHECK_SECONDS:
             self._paused = bool(self.redis.exists(self.key))
             self._checked_at = now
         return self._paused

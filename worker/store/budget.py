@@ -42,8 +42,8 @@ MAX_INLINE_WAIT_SECONDS = 2.0
 _HEADROOM = "local HEADROOM = 0.99\n"
 
 # KEYS: budget hash    ARGV: default limit, share, window ms, max wait ms
-# Returns the wait in ms before the reserved slot, or -(slot time) when the
-# slot is further than max wait (nothing is reserved then).
+# Returns {wait in ms before the reserved slot, the slot's time in ms}; the wait
+# is -1 when the slot is further than max wait (nothing is reserved then).
 _RESERVE = _HEADROOM + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,10 +52,10 @@ local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2]) * HEADROOM))
 local interval = tonumber(ARGV[3]) / allowed
 local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
 local slot = math.max(now, tat)
-if slot - now > tonumber(ARGV[4]) then return -math.floor(slot) end
+if slot - now > tonumber(ARGV[4]) then return {-1, math.floor(slot)} end
 redis.call('HSET', KEYS[1], 'tat', slot + interval)
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return math.floor(slot - now)
+return {math.floor(slot - now), math.floor(slot)}
 """
 
 # KEYS: budget hash, counters
@@ -100,13 +100,18 @@ class RateBudget:
         self._reserve = redis.register_script(_RESERVE)
         self._observe = redis.register_script(_OBSERVE)
 
-    def acquire(self) -> None:
-        """Take the next slot: wait for it if it is near, else raise RateLimited with its time."""
-        wait_ms = int(self._reserve(keys=[self.key], args=[self.default_limit, self.share, self.window_ms, self.max_wait_ms]))
+    def acquire(self) -> float:
+        """Take the next slot: wait for it if it is near, else raise RateLimited with its time.
+
+        Returns the slot's time (Unix seconds by Redis's clock), which is what
+        the schedule promised, whenever this thread actually got to run.
+        """
+        wait_ms, slot_ms = self._reserve(keys=[self.key], args=[self.default_limit, self.share, self.window_ms, self.max_wait_ms])
         if wait_ms < 0:
-            raise RateLimited("the fleet's rate budget is spent for now", reset_at=-wait_ms / 1000)
+            raise RateLimited("the fleet's rate budget is spent for now", reset_at=slot_ms / 1000)
         if wait_ms:
             time.sleep(wait_ms / 1000)
+        return slot_ms / 1000
 
     def observe(self, response: Any) -> None:
         """Learn from X-RateLimit-* headers; count the call (and a 429)."""

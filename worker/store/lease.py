@@ -39,12 +39,12 @@ class RenewingBudget:
         self.lanes = lanes
         self.every = lanes.lease_ms / 1000 / 3
 
-    def acquire(self) -> None:
+    def acquire(self) -> float:
         lease = current_lease.get()
         if lease is not None and time.monotonic() - lease.renewed_at >= self.every:
             self.lanes.renew(lease.person, lease.token)
             lease.renewed_at = time.monotonic()
-        self.budget.acquire()
+        return self.budget.acquire()
 
     def observe(self, response: Any) -> None:
         self.budget.observe(response)

@@ -14,18 +14,20 @@ from worker.intercom.fake.__main__ import build_parser, config_from_args
 
 
 def test_latency_is_added_to_every_api_answer_but_not_to_control_calls(fake_intercom_factory):
-    fake = fake_intercom_factory(latency_ms=150)
+    # A latency far above a local call's cost keeps the control call's bound
+    # clear of a busy machine's scheduling delays.
+    fake = fake_intercom_factory(latency_ms=600)
     with api_client(fake) as client:
         started = time.perf_counter()
         assert client.get("/me").status_code == 200
-        assert time.perf_counter() - started >= 0.15
+        assert time.perf_counter() - started >= 0.6
         started = time.perf_counter()
         httpx.get(f"{fake.url}/admins")  # a 401 is an API answer too
-        assert time.perf_counter() - started >= 0.15
+        assert time.perf_counter() - started >= 0.6
         fake.stats()  # the first call builds the control client (an SSL context: slow)
         started = time.perf_counter()
         fake.stats()
-        assert time.perf_counter() - started < 0.15
+        assert time.perf_counter() - started < 0.6
 
 
 def test_latency_does_not_serialise_concurrent_calls(fake_intercom_factory):
@@ -35,7 +37,7 @@ def test_latency_does_not_serialise_concurrent_calls(fake_intercom_factory):
         statuses = list(pool.map(lambda _: client.get("/me").status_code, range(20)))
         elapsed = time.perf_counter() - started
     assert statuses == [200] * 20
-    assert elapsed < 1.0  # 20 × 200 ms in series would be 4 s
+    assert elapsed < 2.0  # 20 × 200 ms in series would be 4 s
 
 
 def test_queued_faults_answer_the_next_calls_then_stop(fake_intercom, fake_intercom_client):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+from worker.broker import TRANSPORT
 from worker.settings import Settings
 from worker.tasks import SWEEP_TASK, register_tasks
 
@@ -34,6 +35,7 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("intercom_relay", set_as_current=False)
     app.conf.update(
         broker_url=settings.redis_url,
+        broker_transport=TRANSPORT,  # kombu's Redis transport, reusing its clients (worker/broker.py)
         broker_connection_retry_on_startup=True,
         # A message taken by a worker that died comes back after this long.
         # It must outlive our longest countdown (60 s; longer waits sleep in

@@ -88,8 +88,11 @@ class Settings:
         if require_token and not token:
             raise SettingsError("INTERCOM_ACCESS_TOKEN is not set; create an access token in Intercom's Developer Hub")
         redis_url = env.get("REDIS_URL", cls.redis_url).strip()
-        if not redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://; got {redis_url!r}")
+        # Celery's Redis transport takes no unix:// URL, so neither do we.
+        if not redis_url.startswith(("redis://", "rediss://")):
+            scheme = redis_url.split("://", 1)[0] + "://" if "://" in redis_url else "no scheme"
+            # Only the scheme is echoed: the URL may carry Redis's password.
+            raise SettingsError(f"REDIS_URL must start with redis:// or rediss://; got {scheme}")
         mappings_file = env.get("MAPPINGS_FILE", "").strip() or None
         if mappings_file and not os.path.isfile(mappings_file):
             raise SettingsError(f"MAPPINGS_FILE names {mappings_file!r}, which is not a readable file")

@@ -123,7 +123,7 @@ def _deliver_one(task: Task, rt: Any, person: str, delivery: str) -> dict:
     action = ACTIONS[record["action"]]
     if rt.pause.is_paused():
         return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
-    if action.NEEDS_CONTACT and not _known(rt, record) and rt.lanes.pending_identifies(person):
+    if action.NEEDS_CONTACT and claim.pending_identifies and not _known(rt, record):
         return _identify_first(task, rt, person)
     return _perform(task, rt, person, delivery, record, action, claim.attempts)
 

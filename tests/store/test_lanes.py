@@ -83,12 +83,13 @@ def test_identify_is_promoted_in_front_of_a_track(redis, lanes):
     track, _ = ingest(lanes, 1, "ann")
     identify, _ = ingest(lanes, 2, "ann", action="identify_contact")
     assert lanes.pending_identifies("ann") == 1
-    lanes.claim("ann", track, "t1")
+    assert lanes.claim("ann", track, "t1").pending_identifies == 1  # the claim tells, no extra round trip
     assert lanes.promote_identify("ann") == identify
     assert lanes.claim("ann", track, "t2").status == "stale"
     assert lanes.claim("ann", identify, "t2").status == "ok"
     assert lanes.finish("ann", identify, "delivered") == track
     assert lanes.pending_identifies("ann") == 0
+    assert lanes.claim("ann", track, "t3").pending_identifies == 0
 
 
 def test_parked_track_comes_back_after_the_next_identify(redis, lanes):

@@ -146,8 +146,9 @@ if redis.call('ZSCORE', KEYS[4], person) then return false end
 return next_head(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
 """
 
-# KEYS: lane, leases, state, inflight, deliveries, attempts
+# KEYS: lane, leases, state, inflight, deliveries, attempts, identifies
 # ARGV: person, id, token, now, lease, tolerance
+# Returns {status} or {'ok', record, attempts, identifies waiting in the lane}.
 _CLAIM = """
 local person, id, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= id then return {'stale'} end
@@ -164,7 +165,8 @@ if tonumber(redis.call('HGET', KEYS[4], person) or '0') > 0 then
 end
 redis.call('HSET', KEYS[3], person, token)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), person)
-return {'ok', redis.call('HGET', KEYS[5], id), redis.call('HGET', KEYS[6], id) or ''}
+return {'ok', redis.call('HGET', KEYS[5], id), redis.call('HGET', KEYS[6], id) or '',
+        tonumber(redis.call('HGET', KEYS[7], person) or '0')}
 """
 
 # KEYS: leases, state    ARGV: person, token, deadline
@@ -324,6 +326,9 @@ class Claim:
     status: str
     record: dict | None = None
     attempts: int = 0
+    #: Identifies waiting in the lane, the head included (a track need not
+    #: look for its contact when there is none: nothing could go first).
+    pending_identifies: int = 0
 
 
 class Lanes:
@@ -366,14 +371,15 @@ class Lanes:
 
     # -- running a head ----------------------------------------------------
     def claim(self, person: str, delivery: str, token: str, *, tolerance_ms: int = 250) -> Claim:
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, ATTEMPTS]
+        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, ATTEMPTS,
+              keys.LANE_IDENTIFIES]
         result = self._claim(keys=ks, args=[person, delivery, token, now_ms(), self.lease_ms, tolerance_ms])
         status = _text(result[0])
         if status != "ok" or len(result) < 2 or not result[1]:
             return Claim(status)
         # The attempts so far ride along, so that a delivery needs no extra round trip for them.
         attempts = int(_text(result[2]).split("|")[0]) if len(result) > 2 and result[2] else 0
-        return Claim(status, json.loads(result[1]), attempts)
+        return Claim(status, json.loads(result[1]), attempts, int(result[3]))
 
     def renew(self, person: str, token: str) -> bool:
         ks = [keys.LEASES, keys.LANE_STATE]

@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery, Task
@@ -71,15 +72,15 @@ class _Chain:
     """The lane a task is running, and the next head it may run itself."""
 
     person: str
-    action: str
+    first: str  # the delivery the task was sent for
     deadline: float
     left: int
     next_head: str | None = None
+    delivered: Counter = field(default_factory=Counter)
 
     def take(self, person: str, head: str) -> bool:
         """Keep ``head`` for this task instead of sending a task for it, if it fits."""
-        if (person != self.person or action_of(head) != self.action or self.left <= 0
-                or time.monotonic() >= self.deadline):
+        if person != self.person or self.left <= 0 or time.monotonic() >= self.deadline:
             return False
         self.next_head, self.left = head, self.left - 1
         return True
@@ -89,28 +90,37 @@ _chain: ContextVar[_Chain | None] = ContextVar("chain", default=None)
 
 
 def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
-    """Deliver ``delivery`` and then, within limits, the same lane's next heads of the same action.
+    """Deliver ``delivery`` and then, within limits, the same lane's next heads.
 
     A hop through Celery (publish, consume, ack, task events) costs more CPU
     than the delivery itself, so a task that closes a head runs the lane's
-    next head of the same action itself, at most CHAIN_MAX times and for at
-    most CHAIN_SECONDS (other lanes must not wait behind a long one); a head
-    of another action gets its own task, so Flower names what runs.
+    next head itself, whatever its action, at most CHAIN_MAX times and for
+    at most CHAIN_SECONDS (other lanes must not wait behind a long one).  The
+    task keeps the name of the delivery it was sent for; its result counts
+    what it delivered by action, and a chained head that must wait gets a
+    task of its own action (see ``_wake_later``).
     """
-    chain = _Chain(person, action_of(delivery), time.monotonic() + CHAIN_SECONDS, CHAIN_MAX)
+    chain = _Chain(person, delivery, time.monotonic() + CHAIN_SECONDS, CHAIN_MAX)
     reset, reset_lease = _chain.set(chain), current_lease.set(None)
     try:
         result = _deliver_one(task, rt, person, delivery)
-        delivered = 1 if "delivered" in result else 0
+        _count(chain, delivery, result)
         while chain.next_head:
             head, chain.next_head = chain.next_head, None
             result = _deliver_one(task, rt, person, head)
-            delivered += 1 if "delivered" in result else 0
+            _count(chain, head, result)
     finally:
         # Worker threads run task after task: no lease or chain may outlive its task.
         _chain.reset(reset)
         current_lease.reset(reset_lease)
-    return {**result, "delivered_in_task": delivered} if delivered > 1 else result
+    if sum(chain.delivered.values()) > 1:
+        return {**result, "delivered_in_task": dict(chain.delivered)}
+    return result
+
+
+def _count(chain: _Chain, delivery: str, result: dict) -> None:
+    if "delivered" in result:
+        chain.delivered[action_of(delivery)] += 1
 
 
 def _deliver_one(task: Task, rt: Any, person: str, delivery: str) -> dict:
@@ -228,8 +238,14 @@ def _sleep(task: Task, rt: Any, person: str, delivery: str, delay: float, *, why
 
 def _wake_later(task: Task, person: str, delivery: str, delay: float) -> dict:
     if delay <= MAX_COUNTDOWN_SECONDS:
-        # A Celery retry of this very task: Flower shows it as RETRY.
-        raise task.retry(args=[person, delivery], countdown=delay, max_retries=None)
+        chain = _chain.get()
+        if chain is None or chain.first == delivery:
+            # A Celery retry of this very task: Flower shows it as RETRY.
+            raise task.retry(args=[person, delivery], countdown=delay, max_retries=None)
+        # A head this task ran after its own: its wait is a task of its own
+        # action, so that Flower never shows one action retrying another's event.
+        dispatch(task.app, person, delivery, countdown=delay)
+        return {"waiting": delivery, "seconds": round(delay, 1)}
     return {"sleeping": delivery, "seconds": round(delay, 1)}
 
 

@@ -1,0 +1,121 @@
+"""A task runs its lane's next heads itself: in-process, on real Redis and the fake Intercom.
+
+The end-to-end tests (tests/e2e) show the outcome through real workers; these
+show what one task does and what it hands back to Celery, which a fleet
+cannot show deterministically.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from celery.exceptions import Retry
+
+from tests.fixtures_fake import DEFAULT_TOKEN
+from worker import runtime as runtime_module
+from worker.delivery import CHAIN_MAX, deliver
+from worker.runtime import Runtime
+from worker.settings import Settings
+from worker.store import keys
+from worker.tasks import ingest
+
+
+class FakeTask:
+    """What ``deliver`` uses of a Celery task: ``app.send_task`` and ``retry``."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, list, float | None]] = []
+        self.retried: list[tuple[list, float]] = []
+        self.app = SimpleNamespace(send_task=self._send_task)
+
+    def _send_task(self, name: str, args: list, countdown: float | None = None) -> None:
+        self.sent.append((name, args, countdown))
+
+    def retry(self, args: list, countdown: float, max_retries: int | None) -> Retry:
+        self.retried.append((args, countdown))
+        return Retry("retry", when=countdown)
+
+
+@pytest.fixture
+def rt(redis, redis_url, fake_intercom_factory, monkeypatch):
+    def build(**fake):
+        handle = fake_intercom_factory(**fake)
+        built = Runtime.build(Settings(redis_url=redis_url, api_url=handle.url, access_token=DEFAULT_TOKEN))
+        monkeypatch.setattr(runtime_module, "_runtime", built)
+        built.fake = handle
+        return built
+    yield build
+    if runtime_module._runtime is not None:
+        runtime_module._runtime.close()
+
+
+def accept(redis, task: FakeTask, events: list[dict]) -> tuple[str, str]:
+    """Accept and ingest the events as the door and the ingest task do; the woken (person, head)."""
+    for event in events:
+        redis.hincrby(keys.INFLIGHT, event.get("userId") or event["anonymousId"], 1)
+    ingest(task, [{"seq": n, "event": e} for n, e in enumerate(events, start=1)])
+    (name, args, _), = task.sent
+    task.sent.clear()
+    return args[0], args[1]
+
+
+def stream(user: str, tracks: int) -> list[dict]:
+    identify = {"type": "identify", "userId": user, "messageId": f"{user}-i",
+                "timestamp": "2026-11-01T10:00:00Z", "traits": {"email": f"{user}@example.com", "name": user}}
+    events = [identify]
+    for n in range(tracks):
+        events.append({"type": "track", "userId": user, "event": "Signed In", "messageId": f"{user}-t{n}",
+                       "timestamp": f"2026-11-01T10:00:{n + 1:02d}Z", "properties": {"n": n}})
+    events.append({"type": "group", "userId": user, "groupId": "acme", "messageId": f"{user}-g",
+                   "timestamp": "2026-11-01T10:01:00Z", "traits": {"name": "Acme"}})
+    return events
+
+
+def test_one_task_delivers_a_persons_identify_tracks_and_group(redis, rt):
+    runtime = rt()
+    task = FakeTask()
+    person, head = accept(redis, task, stream("ann", 3))
+    result = deliver(task, runtime, person, head)
+    assert result["delivered_in_task"] == {"identify_contact": 1, "track_event": 3, "identify_company": 1}
+    assert task.sent == [] and task.retried == []  # no hop through Celery
+    contact, = runtime.fake.state()["contacts"]
+    assert contact["external_id"] == "ann"
+    assert redis.hget(keys.COUNTERS, "delivered") == "5"
+
+
+def test_a_chain_stops_at_its_limit_and_sends_the_rest_as_a_task(redis, rt):
+    runtime = rt()
+    task = FakeTask()
+    person, head = accept(redis, task, stream("bob", CHAIN_MAX + 3))
+    result = deliver(task, runtime, person, head)
+    assert sum(result["delivered_in_task"].values()) == CHAIN_MAX + 1
+    (name, args, countdown), = task.sent
+    assert (name, args[0], countdown) == ("intercom.track_event", "bob", None)
+
+
+def test_a_chained_head_that_must_wait_gets_a_task_of_its_own_action(redis, rt):
+    # Two calls per 10-s window (one once the budget has learnt the limit): the
+    # identify and the track go, the group's slot is seconds away.
+    runtime = rt(rate_limit=2)
+    task = FakeTask()
+    person, head = accept(redis, task, stream("cy", 1))
+    result = deliver(task, runtime, person, head)
+    assert result["delivered_in_task"] == {"identify_contact": 1, "track_event": 1}
+    assert task.retried == []  # the identify task is not shown retrying a group
+    (name, args, countdown), = task.sent
+    assert name == "intercom.identify_company" and args == [person, result["waiting"]]
+    assert 0 < countdown <= 60
+
+
+def test_the_tasks_own_delivery_that_must_wait_is_a_celery_retry(redis, rt):
+    runtime = rt(rate_limit=2)
+    runtime.budget.observe(SimpleNamespace(status_code=200, headers={
+        "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(runtime.redis.time()[0]) + 8)}))
+    task = FakeTask()
+    person, head = accept(redis, task, stream("dee", 1))
+    with pytest.raises(Retry):
+        deliver(task, runtime, person, head)
+    (args, countdown), = task.retried
+    assert args == [person, head] and 0 < countdown <= 60
+    assert task.sent == []

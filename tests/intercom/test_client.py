@@ -139,7 +139,7 @@ class FakeBudget:
             raise RateLimited("fleet budget spent", reset_at=100.0)
         self.acquired += 1
 
-    def observe(self, response: httpx.Response) -> None:
+    def observe(self, response: httpx.Response, slot: float | None = None) -> None:
         self.observed.append(response.headers.get("X-RateLimit-Remaining"))
 
 

@@ -95,7 +95,24 @@ def test_the_limit_is_learnt_from_the_response_headers(redis):
     budget.acquire()
     budget.acquire()
     assert tat(redis, budget) - max(before, time.time() - 0.1) == pytest.approx(0.2, abs=0.06)
-    assert redis.hget("relay:counters", "api_calls") == "1"
+    assert redis.hget("relay:counters", "api_calls") == "3"  # every reserved slot is a call made
+
+
+def test_an_answer_that_only_confirms_the_schedule_costs_no_round_trip(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=101, window_seconds=10.0)
+    trips = []
+    script = budget._observe
+    budget._observe = lambda **kw: trips.append(kw["args"]) or script(**kw)
+    slot = budget.acquire()
+    reset = int(time.time()) + 5
+    budget.observe(response(limit=101, remaining=100, reset=reset), slot)  # our own pace: nothing new
+    budget.observe(response(401), slot)  # no rate headers
+    assert trips == []
+    budget.observe(response(limit=51, remaining=50, reset=reset), slot)  # a new limit
+    budget.observe(response(limit=101, remaining=3, reset=reset), slot)  # others spend the allowance
+    budget.observe(response(429, limit=101, remaining=0, reset=reset), slot)
+    budget.observe(response(limit=101, remaining=100, reset=reset))  # no slot given: always told
+    assert [args[3] for args in trips] == ["200", "200", "429", "200"]
 
 
 def test_a_429_pushes_every_slot_past_the_reset(redis):

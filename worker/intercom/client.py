@@ -43,18 +43,21 @@ DEFAULT_SEARCH_PAGE = 10
 class Budget(Protocol):
     """What the client needs from a rate budget."""
 
-    def acquire(self) -> None: ...
+    def acquire(self) -> float | None:
+        """Wait for this call's slot (or raise RateLimited); returns the slot's time, if known."""
 
-    def observe(self, response: httpx.Response) -> None: ...
+    def observe(self, response: httpx.Response, slot: float | None = None) -> None:
+        """Learn from the answer to the call made in ``slot``."""
 
 
 class NoBudget:
     """No fleet-wide budget: every call may go, nothing is learnt."""
 
-    def acquire(self) -> None:
+    def acquire(self) -> float | None:
         """Always allow the call."""
+        return None
 
-    def observe(self, response: httpx.Response) -> None:
+    def observe(self, response: httpx.Response, slot: float | None = None) -> None:
         """Ignore the rate-limit headers."""
 
 
@@ -147,9 +150,9 @@ class IntercomClient:
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         """Send one call through the budget; return its JSON or raise its error."""
-        self._budget.acquire()
+        slot = self._budget.acquire()
         response = self._send(method, path, body)
-        self._budget.observe(response)
+        self._budget.observe(response, slot)
         error = classify(response)
         log.debug("intercom %s %s -> %s", method, path, response.status_code)
         if error is not None:

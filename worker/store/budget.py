@@ -39,11 +39,14 @@ MAX_INLINE_WAIT_SECONDS = 2.0
 #: Calls are scheduled for 99% of the window's limit: a call reserved at the
 #: end of one window can reach Intercom in the next (answers vary by tens of
 #: milliseconds), and the 1% keeps those from tipping a window into 429s.
-_HEADROOM = "local HEADROOM = 0.99\n"
+HEADROOM = 0.99
+_HEADROOM = f"local HEADROOM = {HEADROOM}\n"
 
-# KEYS: budget hash    ARGV: default limit, share, window ms, max wait ms
-# Returns {wait in ms before the reserved slot, the slot's time in ms}; the wait
-# is -1 when the slot is further than max wait (nothing is reserved then).
+# KEYS: budget hash, counters    ARGV: default limit, share, window ms, max wait ms
+# Returns {wait in ms before the reserved slot, the slot's time in ms, the limit
+# it scheduled for}; the wait is -1 when the slot is further than max wait
+# (nothing is reserved then).  A reserved slot is a call about to be made: it
+# is counted here, which spares most calls a second round trip (see observe).
 _RESERVE = _HEADROOM + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -52,10 +55,11 @@ local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2]) * HEADROOM))
 local interval = tonumber(ARGV[3]) / allowed
 local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
 local slot = math.max(now, tat)
-if slot - now > tonumber(ARGV[4]) then return {-1, math.floor(slot)} end
+if slot - now > tonumber(ARGV[4]) then return {-1, math.floor(slot), limit} end
 redis.call('HSET', KEYS[1], 'tat', slot + interval)
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return {math.floor(slot - now), math.floor(slot)}
+redis.call('HINCRBY', KEYS[2], 'api_calls', 1)
+return {math.floor(slot - now), math.floor(slot), limit}
 """
 
 # KEYS: budget hash, counters
@@ -63,7 +67,6 @@ return {math.floor(slot - now), math.floor(slot)}
 _OBSERVE = _HEADROOM + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HINCRBY', KEYS[2], 'api_calls', 1)
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'limit', ARGV[1]) end
 if ARGV[3] == '' then return 0 end
 local reset = tonumber(ARGV[3]) * 1000
@@ -97,6 +100,7 @@ class RateBudget:
         self.default_limit = default_limit
         self.window_ms = int(window_seconds * 1000)
         self.max_wait_ms = int(max_inline_wait * 1000)
+        self._limit: int | None = None  # the limit the last reservation scheduled for
         self._reserve = redis.register_script(_RESERVE)
         self._observe = redis.register_script(_OBSERVE)
 
@@ -106,16 +110,43 @@ class RateBudget:
         Returns the slot's time (Unix seconds by Redis's clock), which is what
         the schedule promised, whenever this thread actually got to run.
         """
-        wait_ms, slot_ms = self._reserve(keys=[self.key], args=[self.default_limit, self.share, self.window_ms, self.max_wait_ms])
+        args = [self.default_limit, self.share, self.window_ms, self.max_wait_ms]
+        wait_ms, slot_ms, self._limit = self._reserve(keys=[self.key, keys.COUNTERS], args=args)
         if wait_ms < 0:
             raise RateLimited("the fleet's rate budget is spent for now", reset_at=slot_ms / 1000)
         if wait_ms:
             time.sleep(wait_ms / 1000)
         return slot_ms / 1000
 
-    def observe(self, response: Any) -> None:
-        """Learn from X-RateLimit-* headers; count the call (and a 429)."""
+    def observe(self, response: Any, slot: float | None = None) -> None:
+        """Learn from X-RateLimit-* headers (and count a 429), when they have something to teach.
+
+        ``slot`` is the time ``acquire`` gave this call.  Most answers only
+        confirm the schedule: the limit it already uses, and as many calls
+        remaining as our own pace leaves.  Those need no round trip to Redis.
+        """
         headers = response.headers
-        args = [headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", ""),
-                headers.get("X-RateLimit-Reset", ""), str(response.status_code), self.share, self.window_ms]
+        limit, remaining, reset = (headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", ""),
+                                   headers.get("X-RateLimit-Reset", ""))
+        if response.status_code != 429 and slot is not None and not self._teaches(limit, remaining, reset, slot):
+            return
+        args = [limit, remaining, reset, str(response.status_code), self.share, self.window_ms]
         self._observe(keys=[self.key, keys.COUNTERS], args=args)
+
+    def _teaches(self, limit: str, remaining: str, reset: str, slot: float) -> bool:
+        """Whether the headers would change the schedule (the same test as _OBSERVE's, from this side)."""
+        if not limit:
+            return False  # no rate headers (a 401): nothing to learn
+        try:
+            if int(limit) != int(self._limit or self.default_limit):
+                return True
+            if not (remaining and reset):
+                return False
+            allowed = max(1, int(int(limit) * self.share * HEADROOM))
+            interval = self.window_ms / allowed
+            left = int(remaining)
+            earliest = float(reset) * 1000 - (left * interval if left > 0 else 0)
+        except ValueError:
+            return True  # let the script judge headers this side cannot read
+        # The schedule is at least one interval past this call's slot already.
+        return earliest > slot * 1000 + interval

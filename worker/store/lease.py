@@ -46,5 +46,5 @@ class RenewingBudget:
             lease.renewed_at = time.monotonic()
         return self.budget.acquire()
 
-    def observe(self, response: Any) -> None:
-        self.budget.observe(response)
+    def observe(self, response: Any, slot: float | None = None) -> None:
+        self.budget.observe(response, slot)

@@ -45,7 +45,7 @@ from worker.intercom.errors import (
 from worker.mappings import MappingError
 from worker.retry import backoff, out_of_window, rate_limit_wait
 from worker.store.deadletters import letter
-from worker.store.lanes import action_of, now_ms
+from worker.store.lanes import Claim, action_of, now_ms
 from worker.store.lease import Lease, current_lease
 
 log = logging.getLogger("worker.delivery")
@@ -58,7 +58,7 @@ MAX_COUNTDOWN_SECONDS = 60.0
 
 #: How many of its lane's next heads a task may run itself, and for how long.
 CHAIN_MAX = 20
-CHAIN_SECONDS = 2.0
+CHAIN_SECONDS = 5.0
 
 
 def dispatch(app: Celery, person: str, delivery: str, countdown: float | None = None) -> None:
@@ -76,13 +76,21 @@ class _Chain:
     deadline: float
     left: int
     next_head: str | None = None
+    #: (token, claim) when closing the previous head already claimed this one.
+    next_claim: tuple[str, Claim] | None = None
     delivered: Counter = field(default_factory=Counter)
 
-    def take(self, person: str, head: str) -> bool:
-        """Keep ``head`` for this task instead of sending a task for it, if it fits."""
-        if person != self.person or self.left <= 0 or time.monotonic() >= self.deadline:
+    def has_room(self, person: str) -> bool:
+        return person == self.person and self.left > 0 and time.monotonic() < self.deadline
+
+    def take(self, person: str, head: str, claimed: tuple[str, Claim] | None = None) -> bool:
+        """Keep ``head`` for this task instead of sending a task for it, if it fits.
+
+        A head already claimed for this task is always kept: no other task could run it.
+        """
+        if claimed is None and not self.has_room(person):
             return False
-        self.next_head, self.left = head, self.left - 1
+        self.next_head, self.next_claim, self.left = head, claimed, self.left - 1
         return True
 
 
@@ -106,8 +114,9 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
         result = _deliver_one(task, rt, person, delivery)
         _count(chain, delivery, result)
         while chain.next_head:
-            head, chain.next_head = chain.next_head, None
-            result = _deliver_one(task, rt, person, head)
+            head, claimed = chain.next_head, chain.next_claim
+            chain.next_head = chain.next_claim = None
+            result = _deliver_one(task, rt, person, head, claimed)
             _count(chain, head, result)
     finally:
         # Worker threads run task after task: no lease or chain may outlive its task.
@@ -123,9 +132,12 @@ def _count(chain: _Chain, delivery: str, result: dict) -> None:
         chain.delivered[action_of(delivery)] += 1
 
 
-def _deliver_one(task: Task, rt: Any, person: str, delivery: str) -> dict:
-    token = uuid.uuid4().hex
-    claim = rt.lanes.claim(person, delivery, token)
+def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple[str, Claim] | None = None) -> dict:
+    if claimed is None:
+        token = uuid.uuid4().hex
+        claim = rt.lanes.claim(person, delivery, token)
+    else:
+        token, claim = claimed
     if claim.status != "ok":
         return {"skipped": claim.status}
     current_lease.set(Lease(person, token, time.monotonic()))
@@ -163,10 +175,22 @@ def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, acti
         log.exception("unexpected error delivering %s for %s", delivery, person)
         return _retry(task, rt, person, delivery, record, exc)
     _outcome(person, record, "delivered", attempts, calls=ctx.calls)
-    _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
+    _close_delivered(task, rt, person, delivery)
     if record["action"] == "identify_contact":
         _release_anonymous_lane(task, rt, person, ctx.anonymous_id)
     return {"delivered": delivery, **{k: v for k, v in result.items() if k != "calls"}, "calls": ctx.calls}
+
+
+def _close_delivered(task: Task, rt: Any, person: str, delivery: str) -> None:
+    """Finish the head; when this task may run the next one, claim it in the same round trip."""
+    chain = _chain.get()
+    if chain is None or not chain.has_room(person):
+        _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
+        return
+    token = uuid.uuid4().hex
+    head, claim = rt.lanes.finish_and_claim(person, delivery, "delivered", token)
+    if head is not None:
+        chain.take(person, head, (token, claim) if claim else None) or dispatch(task.app, person, head)
 
 
 def _known(rt: Any, record: dict) -> bool:

@@ -193,3 +193,24 @@ def test_a_running_delivery_renews_its_lease_before_calls(redis, lanes):
     time.sleep(0.05)
     RenewingBudget(Budget(), lanes).acquire()
     assert redis.zscore(keys.LEASES, "ann") > before
+
+
+def test_finish_and_claim_hands_the_next_head_to_the_same_task(redis, lanes):
+    accept(redis, "ann", 3)
+    first, _ = ingest(lanes, 1, "ann")
+    second, _ = ingest(lanes, 2, "ann", action="identify_contact")
+    ingest(lanes, 3, "ann")
+    assert lanes.claim("ann", first, "t1").status == "ok"
+    head, claim = lanes.finish_and_claim("ann", first, "delivered", "t2")
+    assert head == second
+    assert (claim.status, claim.record["seq"], claim.attempts, claim.pending_identifies) == ("ok", 2, 0, 1)
+    assert lanes.claim("ann", second, "t3").status == "busy"  # leased to t2: no other task runs it
+    assert lanes.renew("ann", "t2")
+
+
+def test_finish_and_claim_of_the_last_head_lets_the_lane_go_idle(redis, lanes):
+    accept(redis, "ann")
+    head, _ = ingest(lanes, 1, "ann")
+    lanes.claim("ann", head, "t1")
+    assert lanes.finish_and_claim("ann", head, "delivered", "t2") == (None, None)
+    assert redis.hget(keys.LANE_STATE, "ann") is None

@@ -146,10 +146,20 @@ if redis.call('ZSCORE', KEYS[4], person) then return false end
 return next_head(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
 """
 
+# Shared Lua: lease a head to a task; what the task needs to run it.
+_TAKE = """
+local function take(leases, state, deliveries, attempts, identifies, person, id, token, deadline)
+  redis.call('HSET', state, person, token)
+  redis.call('ZADD', leases, deadline, person)
+  return {'ok', redis.call('HGET', deliveries, id), redis.call('HGET', attempts, id) or '',
+          tonumber(redis.call('HGET', identifies, person) or '0')}
+end
+"""
+
 # KEYS: lane, leases, state, inflight, deliveries, attempts, identifies
 # ARGV: person, id, token, now, lease, tolerance
 # Returns {status} or {'ok', record, attempts, identifies waiting in the lane}.
-_CLAIM = """
+_CLAIM = _TAKE + """
 local person, id, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= id then return {'stale'} end
 local state = redis.call('HGET', KEYS[3], person)
@@ -163,10 +173,7 @@ if tonumber(redis.call('HGET', KEYS[4], person) or '0') > 0 then
   redis.call('ZREM', KEYS[2], person)
   return {'gated'}
 end
-redis.call('HSET', KEYS[3], person, token)
-redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), person)
-return {'ok', redis.call('HGET', KEYS[5], id), redis.call('HGET', KEYS[6], id) or '',
-        tonumber(redis.call('HGET', KEYS[7], person) or '0')}
+return take(KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], person, id, token, now + tonumber(ARGV[5]))
 """
 
 # KEYS: leases, state    ARGV: person, token, deadline
@@ -178,8 +185,11 @@ return 1
 
 # KEYS: lane, leases, state, inflight, deliveries, counters, identifies, parked,
 #       parked_index, attempts, dead, dead_index
-# ARGV: person, id, outcome, now, dispatch, dead_letter_json
-_FINISH = _NEXT_HEAD + """
+# ARGV: person, id, outcome, now, dispatch, dead_letter_json, token, lease
+# With a token, the next head is claimed for it at once (a task running its
+# lane's next head itself saves a round trip): {'ok', head, record, attempts,
+# identifies}.  Without: {'ok', head or false}.
+_FINISH = _NEXT_HEAD + _TAKE + """
 local person, id, outcome, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not redis.call('ZSCORE', KEYS[1], id) then return {'stale'} end
 redis.call('ZREM', KEYS[1], id)
@@ -194,7 +204,12 @@ if string.sub(id, -1) == 'I' then
   decr_field(KEYS[7], person)
   if outcome == 'delivered' then unpark(KEYS[1], KEYS[8], KEYS[9], KEYS[6], person) end
 end
-return {'ok', next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[5]))}
+local head = next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[5]))
+if head and ARGV[7] ~= '' then
+  local taken = take(KEYS[2], KEYS[3], KEYS[5], KEYS[10], KEYS[7], person, head, ARGV[7], now + tonumber(ARGV[8]))
+  return {'ok', head, taken[2], taken[3], taken[4]}
+end
+return {'ok', head}
 """
 
 # KEYS: lane, leases, state, inflight, counters, parked, parked_index, attempts
@@ -377,9 +392,7 @@ class Lanes:
         status = _text(result[0])
         if status != "ok" or len(result) < 2 or not result[1]:
             return Claim(status)
-        # The attempts so far ride along, so that a delivery needs no extra round trip for them.
-        attempts = int(_text(result[2]).split("|")[0]) if len(result) > 2 and result[2] else 0
-        return Claim(status, json.loads(result[1]), attempts, int(result[3]))
+        return _claim_of(result[1:])
 
     def renew(self, person: str, token: str) -> bool:
         ks = [keys.LEASES, keys.LANE_STATE]
@@ -387,12 +400,23 @@ class Lanes:
 
     def finish(self, person: str, delivery: str, outcome: str, dead_letter: dict | None = None) -> str | None:
         """Close the head as ``delivered`` or ``dead_lettered``; returns the next head to send."""
+        return _next(self._close(person, delivery, outcome, dead_letter, ""))
+
+    def finish_and_claim(self, person: str, delivery: str, outcome: str, token: str) -> tuple[str | None, Claim | None]:
+        """Close the head and claim the next one for ``token`` in the same round trip: (head, its claim)."""
+        result = self._close(person, delivery, outcome, None, token)
+        head = _next(result)
+        if head is None or len(result) < 5:
+            return head, None
+        return head, _claim_of(result[2:])
+
+    def _close(self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str) -> Any:
         ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES,
               keys.COUNTERS, keys.LANE_IDENTIFIES, keys.parked(person), keys.PARKED_INDEX,
               ATTEMPTS, keys.DEAD, keys.DEAD_INDEX]
         letter = json.dumps(dead_letter, separators=(",", ":")) if dead_letter else ""
-        result = self._finish(keys=ks, args=[person, delivery, outcome, now_ms(), self.dispatch_ms, letter])
-        return _next(result)
+        args = [person, delivery, outcome, now_ms(), self.dispatch_ms, letter, token, self.lease_ms]
+        return self._finish(keys=ks, args=args)
 
     def park(self, person: str, delivery: str) -> str | None:
         """Set the head aside until the person's next identify; returns the next head."""
@@ -456,6 +480,13 @@ class Lanes:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _claim_of(taken: Any) -> Claim:
+    """A Claim from the script's (record, attempts, identifies waiting)."""
+    record, attempts, identifies = taken[0], _text(taken[1]), int(taken[2])
+    # The attempts so far ride along, so that a delivery needs no extra round trip for them.
+    return Claim("ok", json.loads(record), int(attempts.split("|")[0]) if attempts else 0, identifies)
 
 
 def _next(result: Any) -> str | None:

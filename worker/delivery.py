@@ -79,6 +79,9 @@ class _Chain:
     #: (token, claim) when closing the previous head already claimed this one.
     next_claim: tuple[str, Claim] | None = None
     delivered: Counter = field(default_factory=Counter)
+    #: Set once this task delivered one of the person's events: the person has
+    #: a contact, so a later track need not ask the cache whether to wait.
+    contact_known: bool = False
 
     def has_room(self, person: str) -> bool:
         return person == self.person and self.left > 0 and time.monotonic() < self.deadline
@@ -130,6 +133,7 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
 def _count(chain: _Chain, delivery: str, result: dict) -> None:
     if "delivered" in result:
         chain.delivered[action_of(delivery)] += 1
+        chain.contact_known = True
 
 
 def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple[str, Claim] | None = None) -> dict:
@@ -145,7 +149,7 @@ def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple
     action = ACTIONS[record["action"]]
     if rt.pause.is_paused():
         return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
-    if action.NEEDS_CONTACT and claim.pending_identifies and not _known(rt, record):
+    if action.NEEDS_CONTACT and claim.pending_identifies and not _contact_known_in_task() and not _known(rt, record):
         return _identify_first(task, rt, person)
     return _perform(task, rt, person, delivery, record, action, claim.attempts)
 
@@ -191,6 +195,11 @@ def _close_delivered(task: Task, rt: Any, person: str, delivery: str) -> None:
     head, claim = rt.lanes.finish_and_claim(person, delivery, "delivered", token)
     if head is not None:
         chain.take(person, head, (token, claim) if claim else None) or dispatch(task.app, person, head)
+
+
+def _contact_known_in_task() -> bool:
+    chain = _chain.get()
+    return chain is not None and chain.contact_known
 
 
 def _known(rt: Any, record: dict) -> bool:

@@ -111,7 +111,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=20_000, help="at least this many events (default 20,000)")
     ap.add_argument("--people", type=int, default=2_000)
-    ap.add_argument("--workers", type=int, default=2, help="worker processes")
+    ap.add_argument("--workers", type=int, default=1,
+                    help="worker processes (default 1: one process of 32 threads fills one token's budget)")
     ap.add_argument("--concurrency", type=int, default=32, help="threads per worker")
     ap.add_argument("--latency-ms", type=float, default=150.0)
     ap.add_argument("--rate-limit", type=int, default=1666, help="calls per 10-s window")

@@ -114,6 +114,8 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="worker processes (default 1: one process of 32 threads fills one token's budget)")
     ap.add_argument("--concurrency", type=int, default=32, help="threads per worker")
+    ap.add_argument("--worker-cpu", default="spread",
+                    help="WORKER_CPU of the workers: spread (worker n on CPU n mod the CPUs), off, or auto")
     ap.add_argument("--latency-ms", type=float, default=150.0)
     ap.add_argument("--rate-limit", type=int, default=1666, help="calls per 10-s window")
     ap.add_argument("--accept-rate", type=float, default=0.0,
@@ -168,10 +170,13 @@ def main() -> int:
         # -- workers and beat
         for n in range(args.workers):
             log = open(logs / f"w{n}.log", "ab")
+            cpus = sorted(os.sched_getaffinity(0))
+            worker_cpu = str(cpus[n % len(cpus)]) if args.worker_cpu == "spread" else args.worker_cpu
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads", "-c",
                  str(args.concurrency), "-n", f"bench{n}@%h", "--without-mingle", "--without-gossip",
-                 "--loglevel", "INFO"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+                 "--loglevel", "INFO"], env={**env, "WORKER_CPU": worker_cpu}, cwd=ROOT, stdout=log,
+                stderr=subprocess.STDOUT))
         workers = list(processes)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"),
@@ -242,6 +247,7 @@ def main() -> int:
             "mode": "faults" if args.faults else "steady",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
             "events": len(events), "people": args.people, "workers": args.workers, "concurrency": args.concurrency,
+            "worker_cpu": args.worker_cpu,
             "fake": {"latency_ms": args.latency_ms, "rate_limit_per_10s": limit, "fault_rate": fake_config.fault_rate,
                      "outage_seconds": args.outage_seconds if args.faults else 0},
             "elapsed_seconds": round(elapsed, 1),

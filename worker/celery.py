@@ -7,6 +7,9 @@ here, so a bad setting stops the worker at once with a message naming it.
 
 import sys
 
+from celery.signals import worker_init
+
+from worker import cpu
 from worker.celery_app import create_app
 from worker.logs import configure_logging
 from worker.settings import Settings, SettingsError
@@ -18,3 +21,11 @@ except SettingsError as exc:
     raise SystemExit(2) from None
 configure_logging(settings)
 app = create_app(settings)
+
+
+@worker_init.connect
+def _pin_worker(sender: object = None, **_: object) -> None:
+    """A worker (not beat, not Flower) pins itself to one CPU when WORKER_CPU asks for it."""
+    chosen = cpu.choose(settings.worker_cpu)
+    if chosen is not None:
+        cpu.pin(chosen)

@@ -63,6 +63,8 @@ class Settings:
     dispatch_seconds: float = 60.0
     # How often a destination paused for a refused token (401) is probed with GET /me.
     pause_probe_seconds: float = 30.0
+    # "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
+    worker_cpu: str = "off"
 
     @property
     def token_id(self) -> str:
@@ -99,6 +101,7 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "text").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json; got {log_format!r}")
+        worker_cpu = _worker_cpu(env)
         return cls(
             redis_url=redis_url,
             access_token=token,
@@ -115,7 +118,18 @@ class Settings:
             lease_seconds=_number(env, "LEASE_SECONDS", 60.0, minimum=1),
             dispatch_seconds=_number(env, "DISPATCH_SECONDS", 60.0, minimum=1),
             pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", 30.0, minimum=1),
+            worker_cpu=worker_cpu,
         )
+
+
+def _worker_cpu(env: Mapping[str, str]) -> str:
+    raw = env.get("WORKER_CPU", "").strip().lower() or "off"
+    if raw in ("off", "auto"):
+        return raw
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if not raw.isdigit() or int(raw) not in allowed:
+        raise SettingsError(f"WORKER_CPU must be off, auto or one of this machine's CPUs {allowed}; got {raw!r}")
+    return raw
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:

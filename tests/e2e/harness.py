@@ -43,18 +43,19 @@ class Fleet:
     logs: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
 
-    def worker(self, name: str, concurrency: int = 8) -> subprocess.Popen:
+    def worker(self, name: str, concurrency: int = 8, **env: str) -> subprocess.Popen:
+        """A worker process; ``env`` adds settings of its own (e.g. WORKER_CPU="auto")."""
         args = ["worker", "--pool", "threads", "-c", str(concurrency), "-n", f"{name}@%h",
                 "--without-mingle", "--without-gossip", "-E", "--loglevel", "INFO"]
-        return self._start(name, args)
+        return self._start(name, args, env)
 
     def beat(self) -> subprocess.Popen:
         return self._start("beat", ["beat", "-s", str(self.logs / "beat-schedule"), "--loglevel", "WARNING"])
 
-    def _start(self, name: str, args: list[str]) -> subprocess.Popen:
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
         process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", *args],
-                                   env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+                                   env={**self.env, **(env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)
         return process
 

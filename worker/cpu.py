@@ -4,8 +4,8 @@ A worker runs its deliveries in 32 threads that take turns holding Python's
 GIL, so its Python code never uses more than one core at a time.  Left to
 the scheduler, those threads wake on every core and hand the GIL from core
 to core, and that costs CPU of its own: the same deliveries in one process
-of 32 threads took 2.0-2.2 ms of CPU per event on both cores of the
-benchmark machine and 1.6 ms pinned to one (and 1.25 ms in one thread).
+of 32 threads took 2.32 ms of CPU per event on both cores of the benchmark
+machine and 1.72 ms pinned to one (1.30 ms in one thread; bench/threads.py).
 Pinning loses nothing a threads pool could have used.
 
 It is off unless asked for: several workers on one machine must be pinned

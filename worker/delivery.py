@@ -35,6 +35,7 @@ from celery.exceptions import Retry
 
 from worker.actions import ACTIONS, ActionContext
 from worker.intercom.errors import (
+    AwaitingSearch,
     ContactNotFound,
     IntercomError,
     PermanentError,
@@ -165,6 +166,8 @@ def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, acti
         result = action.perform(ctx, mapping.apply(event))
     except RateLimited as exc:
         return _sleep(task, rt, person, delivery, rate_limit_wait(exc.reset_at, time.time()), why="rate limited")
+    except AwaitingSearch as exc:
+        return _sleep(task, rt, person, delivery, max(1.0, exc.retry_at - time.time()), why=str(exc))
     except ContactNotFound as exc:
         return _contact_not_found(task, rt, person, delivery, record, action, exc)
     except Unauthorized:

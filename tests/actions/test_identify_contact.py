@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.actions.stubs import contact, error, found
 from worker.actions import identify_contact
 from worker.actions.common import load_fields
-from worker.intercom.errors import InvalidPayload, PermanentError, SearchLagConflict
+from worker.intercom.errors import AwaitingSearch, InvalidPayload, PermanentError, SearchLagConflict
 from worker.store.contacts import CachedContact
 
 perform = identify_contact.perform
@@ -215,3 +217,43 @@ def test_a_cached_lead_gone_from_intercom_is_created_again(stub, make_ctx, conta
     stub.expect("POST", "/contacts", answer=contact("lead2", "lead"))
     assert perform(make_ctx(anonymous_id="anon1"), {"role": "lead"})["contact_id"] == "lead2"
     assert contacts.get(anonymous_id="anon1") == CachedContact("lead2", "lead")
+
+
+# -- a lead's creation that did not finish (worker killed, call timed out) ---
+
+
+def test_a_finished_lead_creation_leaves_no_note(stub, make_ctx, contacts) -> None:
+    stub.expect("POST", "/contacts", answer=contact("lead1", "lead"))
+    perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert contacts.begin_lead_create("anon1", 0.0) is None  # nothing left over
+
+
+def test_a_redelivered_lead_creation_finds_the_lead_it_made(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)  # an attempt that died after its POST
+    stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")))
+    stub.expect("PUT", "/contacts/lead1", answer=contact("lead1", "lead"))
+    result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert (result["contact_id"], result["calls"]) == ("lead1", 2)
+    assert contacts.get(anonymous_id="anon1") == CachedContact("lead1", "lead")
+
+
+def test_a_redelivered_lead_creation_waits_while_the_search_may_lag(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)
+    stub.expect("POST", "/contacts/search", answer=found())
+    with pytest.raises(AwaitingSearch, match="earlier attempt to create this lead") as waiting:
+        perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert 0 < waiting.value.retry_at - time.time() <= identify_contact.LEAD_SEARCH_EVERY_SECONDS
+
+
+def test_past_the_search_wait_the_lead_is_created(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - identify_contact.LEAD_SEARCH_WAIT_SECONDS - 1)
+    stub.expect("POST", "/contacts/search", answer=found())
+    stub.expect("POST", "/contacts", answer=contact("lead2", "lead"))
+    assert perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})["contact_id"] == "lead2"
+
+
+def test_a_refused_lead_creation_leaves_no_note(stub, make_ctx, contacts) -> None:
+    stub.expect("POST", "/contacts", status=400, answer=error("parameter_invalid"))
+    with pytest.raises(PermanentError):
+        perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert contacts.begin_lead_create("anon1", 0.0) is None

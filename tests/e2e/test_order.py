@@ -13,6 +13,7 @@ import pytest
 
 from producers.sample import SampleStream
 from tests.e2e.harness import accept, intercom_state, not_found_calls, wait_until_finished
+from worker.actions.identify_contact import LEAD_SEARCH_WAIT_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +85,10 @@ def test_a_worker_killed_mid_stream_loses_nothing_and_stores_nothing_twice(redis
     while counter("ingested") < len(stream.events) or counter("delivered") < len(stream.events) // 3:
         time.sleep(0.1)
     workers.kill(victim)
-    counts = wait_until_finished(redis, workers)
+    # A lead identify cut short may have made its lead or not: its redelivery looks
+    # for it, and waits up to LEAD_SEARCH_WAIT_SECONDS for Intercom's search before
+    # making one (worker/actions/identify_contact.py).
+    counts = wait_until_finished(redis, workers, timeout=100 + LEAD_SEARCH_WAIT_SECONDS)
 
     state = fake.state()
     assert intercom_state(state, stream) == stream.expected_state()

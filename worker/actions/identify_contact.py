@@ -16,12 +16,27 @@ Calls per event, against Segment's search + write (2):
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
-from worker.intercom.errors import Conflict, NotFound, SearchLagConflict, conflicting_contact_id
+from worker.intercom.errors import (
+    AwaitingSearch,
+    Conflict,
+    IntercomError,
+    NotFound,
+    SearchLagConflict,
+    conflicting_contact_id,
+)
+
+#: How long a redelivered lead identify looks for the lead an unfinished
+#: earlier attempt may have made before it makes one: Intercom's search may
+#: take "a few minutes" to show a new contact (its API reference).
+LEAD_SEARCH_WAIT_SECONDS = 180.0
+#: How often it looks meanwhile.
+LEAD_SEARCH_EVERY_SECONDS = 15.0
 
 NAME = "identify_contact"
 TASK_NAME = "intercom.identify_contact"
@@ -82,6 +97,8 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     contact_id, role, late = _link_anonymous(ctx, contact["id"], role)
     ctx.contacts.remember(contact_id, role, external_id=fields.get("external_id"),
                           email=fields.get("email") if contact_id == contact["id"] else None)
+    if fields["role"] == "lead" and ctx.anonymous_id:
+        ctx.contacts.end_lead_create(ctx.anonymous_id)
     return {"contact_id": contact_id, "role": role, "merged_leads": merged + late, "calls": ctx.calls}
 
 
@@ -129,7 +146,37 @@ def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
         contact = _update_known(ctx, cached.id, update)
         if contact is not None:
             return contact, cached.role
-    return ctx.call(ctx.client.create_contact, body), "lead"
+    return _create_lead(ctx, body), "lead"
+
+
+def _create_lead(ctx: ActionContext, body: dict) -> dict:
+    """POST a lead, unless an unfinished earlier attempt made it already.
+
+    Nothing in Intercom stops a second lead with the same traits, so a
+    redelivery (its worker killed, its call timed out) first looks for the
+    lead by email, and while Intercom's search may still lag behind that
+    attempt it waits (a retry) rather than make a duplicate.  A lead without
+    an email cannot be looked up: after a crash in that window it may be made
+    twice (docs/architecture.md).
+    """
+    if not ctx.anonymous_id:
+        return ctx.call(ctx.client.create_contact, body)
+    began = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
+    if began is not None:
+        found = search_contact(ctx, "email", body["email"], role="lead") if body.get("email") else None
+        if found is not None:
+            return ctx.call(ctx.client.update_contact, found["id"], body)
+        now = time.time()
+        if body.get("email") and now - began < LEAD_SEARCH_WAIT_SECONDS:
+            raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
+                                 "Intercom's search to show whether it made the lead",
+                                 retry_at=min(began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
+    try:
+        return ctx.call(ctx.client.create_contact, body)
+    except IntercomError as exc:
+        if exc.status is not None:  # Intercom answered, so it made nothing: no note to keep
+            ctx.contacts.end_lead_create(ctx.anonymous_id)
+        raise
 
 
 def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | None:

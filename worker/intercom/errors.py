@@ -65,6 +65,14 @@ class RateLimited(RetryableError):
         self.reset_at = time.time() + DEFAULT_RATE_WINDOW_SECONDS if reset_at is None else reset_at
 
 
+class AwaitingSearch(RetryableError):
+    """Only Intercom's lagging search can tell what to do: look again at ``retry_at``; no attempt is used."""
+
+    def __init__(self, message: str, *, retry_at: float) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
 class SearchLagConflict(RetryableError):
     """A 409 whose existing contact could not be used; Intercom's search index lags, so retry."""
 

@@ -14,6 +14,7 @@ Keys, all under ``relay:contact:``::
     relay:contact:anon:<anonymous_id>    hash {id, role}
     relay:contact:keys:<contact id>      set of the keys above that point at it (for forget)
     relay:contact:companies:<contact id> set of Intercom company ids it is attached to
+    relay:contact:creating:<anonymous_id> when a lead's creation began (cleared once it is cached)
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ return false
 DEFAULT_TTL_SECONDS = 30 * 24 * 3600
 
 _KINDS = ("ext", "email", "anon")
+
+#: How long the note of a lead's creation in progress is kept: far beyond any
+#: redelivery of the delivery that made it.
+LEAD_CREATE_NOTE_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -126,6 +131,25 @@ class ContactCache:
         if not hasattr(self, "_link_script"):
             self._link_script = self.redis.register_script(_LINK_ANONYMOUS)
         return self._link_script
+
+    def begin_lead_create(self, anonymous_id: str, now: float) -> float | None:
+        """Note that a lead is about to be created for the anonymous id.
+
+        Returns None, or the time an earlier attempt began that never got as
+        far as ``end_lead_create``: its worker died, or its call timed out,
+        after Intercom may have made the lead.  A lead has no unique key for
+        Intercom to answer 409 on, so only this note keeps a redelivery from
+        making it twice.
+        """
+        key = f"{CONTACT_PREFIX}creating:{anonymous_id}"
+        if self.redis.set(key, repr(now), nx=True, ex=LEAD_CREATE_NOTE_SECONDS):
+            return None
+        began = self.redis.get(key)
+        return float(began) if began else None
+
+    def end_lead_create(self, anonymous_id: str) -> None:
+        """The lead is cached now (or Intercom refused to make it): the note has done its job."""
+        self.redis.delete(f"{CONTACT_PREFIX}creating:{anonymous_id}")
 
     def is_member(self, contact_id: str, company_intercom_id: str) -> bool:
         """Whether the contact is known to be attached to the company."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from tests.actions.stubs import contact, error, found
 from worker.actions import identify_contact
 from worker.actions.common import load_fields
-from worker.intercom.errors import AwaitingSearch, InvalidPayload, PermanentError, SearchLagConflict
+from worker.intercom.errors import AwaitingSearch, InvalidPayload, PermanentError, RateLimited, SearchLagConflict
 from worker.store.contacts import CachedContact
 
 perform = identify_contact.perform
@@ -257,3 +258,12 @@ def test_a_refused_lead_creation_leaves_no_note(stub, make_ctx, contacts) -> Non
     with pytest.raises(PermanentError):
         perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
     assert contacts.begin_lead_create("anon1", 0.0) is None
+
+
+def test_a_lead_creation_the_budget_held_back_leaves_no_note(make_ctx, contacts) -> None:
+    ctx = make_ctx(anonymous_id="anon1")
+    ctx.client._budget = SimpleNamespace(acquire=lambda: (_ for _ in ()).throw(RateLimited("spent", reset_at=1.0)),
+                                         observe=lambda *a: None)
+    with pytest.raises(RateLimited):
+        perform(ctx, {"role": "lead", "email": "ann@example.com"})
+    assert contacts.begin_lead_create("anon1", 0.0) is None  # the retry makes the lead without searching

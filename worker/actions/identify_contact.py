@@ -27,6 +27,7 @@ from worker.intercom.errors import (
     Conflict,
     IntercomError,
     NotFound,
+    RateLimited,
     SearchLagConflict,
     conflicting_contact_id,
 )
@@ -174,7 +175,10 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     try:
         return ctx.call(ctx.client.create_contact, body)
     except IntercomError as exc:
-        if exc.status is not None:  # Intercom answered, so it made nothing: no note to keep
+        # Intercom answered with an error, or the rate budget never let the call
+        # go: nothing was made, so no later attempt must look for it.  A timeout
+        # or a broken connection leaves the question open, and the note with it.
+        if exc.status is not None or isinstance(exc, RateLimited):
             ctx.contacts.end_lead_create(ctx.anonymous_id)
         raise
 

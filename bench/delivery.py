@@ -55,6 +55,7 @@ from producers.enqueue import Enqueuer  # noqa: E402
 from producers.events import validate_event  # noqa: E402
 from producers.sample import SampleStream, _ts  # noqa: E402
 from worker.celery_app import create_app  # noqa: E402
+from worker.cpu import allowed_cpus  # noqa: E402
 from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.counters import Counters  # noqa: E402
@@ -168,9 +169,9 @@ def main() -> int:
         print(f"redis: {memory_per_event:.0f} bytes per queued event ({len(preload)} events)")
 
         # -- workers and beat
+        cpus = allowed_cpus()
         for n in range(args.workers):
             log = open(logs / f"w{n}.log", "ab")
-            cpus = sorted(os.sched_getaffinity(0))
             worker_cpu = str(cpus[n % len(cpus)]) if args.worker_cpu == "spread" else args.worker_cpu
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads", "-c",

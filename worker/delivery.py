@@ -80,9 +80,6 @@ class _Chain:
     #: (token, claim) when closing the previous head already claimed this one.
     next_claim: tuple[str, Claim] | None = None
     delivered: Counter = field(default_factory=Counter)
-    #: Set once this task delivered one of the person's events: the person has
-    #: a contact, so a later track need not ask the cache whether to wait.
-    contact_known: bool = False
 
     def has_room(self, person: str) -> bool:
         return person == self.person and self.left > 0 and time.monotonic() < self.deadline
@@ -134,7 +131,6 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
 def _count(chain: _Chain, delivery: str, result: dict) -> None:
     if "delivered" in result:
         chain.delivered[action_of(delivery)] += 1
-        chain.contact_known = True
 
 
 def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple[str, Claim] | None = None) -> dict:
@@ -196,13 +192,13 @@ def _close_delivered(task: Task, rt: Any, person: str, delivery: str) -> None:
         return
     token = uuid.uuid4().hex
     head, claim = rt.lanes.finish_and_claim(person, delivery, "delivered", token)
-    if head is not None:
-        chain.take(person, head, (token, claim) if claim else None) or dispatch(task.app, person, head)
+    _send_next(task, person, head, (token, claim) if claim else None)
 
 
 def _contact_known_in_task() -> bool:
+    """Whether this task delivered one of its person's events: then the person has a contact."""
     chain = _chain.get()
-    return chain is not None and chain.contact_known
+    return chain is not None and sum(chain.delivered.values()) > 0
 
 
 def _known(rt: Any, record: dict) -> bool:
@@ -296,9 +292,10 @@ def _dead_letter(task: Task, rt: Any, person: str, delivery: str, record: dict, 
     return {"dead_lettered": delivery, "reason": body["reason"]}
 
 
-def _send_next(task: Task, person: str, head: str | None) -> None:
+def _send_next(task: Task, person: str, head: str | None, claimed: tuple[str, Claim] | None = None) -> None:
+    """Run ``head`` in this task if its chain takes it (always, if claimed for it), else send a task."""
     chain = _chain.get()
-    if head and not (chain and chain.take(person, head)):
+    if head and not (chain and chain.take(person, head, claimed)):
         dispatch(task.app, person, head)
 
 

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from worker.cpu import allowed_cpus
+
 #: Intercom's regional API hosts (developers.intercom.com, "regional hosting").
 REGIONS = {
     "us": "https://api.intercom.io",
@@ -126,7 +128,7 @@ def _worker_cpu(env: Mapping[str, str]) -> str:
     raw = env.get("WORKER_CPU", "").strip().lower() or "off"
     if raw in ("off", "auto"):
         return raw
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    allowed = allowed_cpus()
     if not raw.isdigit() or int(raw) not in allowed:
         raise SettingsError(f"WORKER_CPU must be off, auto or one of this machine's CPUs {allowed}; got {raw!r}")
     return raw

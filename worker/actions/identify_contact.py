@@ -163,12 +163,12 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     if not ctx.anonymous_id:
         return ctx.call(ctx.client.create_contact, body)
     began = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
-    if began is not None:
-        found = search_contact(ctx, "email", body["email"], role="lead") if body.get("email") else None
+    if began is not None and body.get("email"):
+        found = search_contact(ctx, "email", body["email"], role="lead")
         if found is not None:
             return ctx.call(ctx.client.update_contact, found["id"], body)
         now = time.time()
-        if body.get("email") and now - began < LEAD_SEARCH_WAIT_SECONDS:
+        if now - began < LEAD_SEARCH_WAIT_SECONDS:
             raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
                                  "Intercom's search to show whether it made the lead",
                                  retry_at=min(began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))

@@ -477,7 +477,6 @@ class Lanes:
         return _text(result[0]) == "ok", _next(result)
 
 
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 

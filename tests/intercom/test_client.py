@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from worker.intercom.client import IntercomClient
+from worker.intercom.client import IntercomClient, environment_proxy
 from worker.intercom.errors import ContactNotFound, IntercomError, RateLimited, RetryableError, Unauthorized, classify
 from worker.settings import Settings
 
@@ -98,9 +98,28 @@ def test_a_base_url_with_a_path_keeps_it() -> None:
 def test_from_settings_uses_api_url_token_and_timeout() -> None:
     settings = Settings(access_token=TOKEN, api_url="https://api.eu.intercom.io", http_timeout=7.0)
     client = IntercomClient.from_settings(settings)
-    assert str(client._http.base_url) == "https://api.eu.intercom.io"
-    assert client._http.timeout.read == 7.0 and client._http.timeout.connect == 5.0
+    assert client.base_url == "https://api.eu.intercom.io"
+    assert client.timeout.read == 7.0 and client.timeout.connect == 5.0
     client.close()
+
+
+def test_the_environment_proxy_is_used_as_httpx_client_would(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert environment_proxy("https://api.intercom.io") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert environment_proxy("https://api.intercom.io") == "http://proxy.internal:3128"
+    assert environment_proxy("http://fake:8080") is None  # https_proxy is for https:// only
+    monkeypatch.setenv("ALL_PROXY", "http://all.internal:3128")
+    assert environment_proxy("http://fake:8080") == "http://all.internal:3128"
+    monkeypatch.setenv("NO_PROXY", "intercom.io,localhost")
+    assert environment_proxy("https://api.intercom.io") is None
+
+
+def test_requests_carry_the_timeouts() -> None:
+    recorder = Recorder()
+    IntercomClient("https://api.intercom.io", TOKEN, timeout=7.0, transport=httpx.MockTransport(recorder)).me()
+    assert recorder.last.extensions["timeout"] == {"connect": 5.0, "read": 7.0, "write": 7.0, "pool": 7.0}
 
 
 def test_errors_are_raised_from_the_classification() -> None:
@@ -167,7 +186,7 @@ def test_a_spent_budget_stops_the_call_before_it_is_made() -> None:
 def test_the_token_is_not_in_the_client_repr() -> None:
     client = make_client(Recorder())
     assert TOKEN not in repr(client)
-    assert TOKEN not in repr(client._http.headers)
+    assert TOKEN not in repr(client._headers)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 429, 500, 502])

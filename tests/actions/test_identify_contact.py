@@ -267,3 +267,42 @@ def test_a_lead_creation_the_budget_held_back_leaves_no_note(make_ctx, contacts)
     with pytest.raises(RateLimited):
         perform(ctx, {"role": "lead", "email": "ann@example.com"})
     assert contacts.begin_lead_create("anon1", 0.0) is None  # the retry makes the lead without searching
+
+
+def test_a_redelivered_lead_creation_updates_the_lead_its_note_names(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)
+    contacts.lead_created("anon1", "lead1")  # Intercom answered; the attempt stopped before caching it
+    stub.expect("PUT", "/contacts/lead1", answer=contact("lead1", "lead"))
+    result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert (result["contact_id"], result["calls"]) == ("lead1", 1)
+    assert contacts.begin_lead_create("anon1", 0.0) is None
+
+
+def test_a_lead_whose_merge_into_its_user_failed_is_merged_by_the_retry(stub, make_ctx, contacts, monkeypatch) -> None:
+    made = contacts.lead_created
+
+    def and_meanwhile_the_user_identify_links_the_anonymous_id(anonymous_id: str, lead_id: str) -> None:
+        made(anonymous_id, lead_id)
+        contacts.link_anonymous(anonymous_id, "user1", "user")  # the person's other lane, at this moment
+
+    monkeypatch.setattr(contacts, "lead_created", and_meanwhile_the_user_identify_links_the_anonymous_id)
+    stub.expect("POST", "/contacts", answer=contact("lead1", "lead"))
+    stub.expect("POST", "/contacts/merge", status=429, answer=error("rate_limit_exceeded"))
+    with pytest.raises(RateLimited):
+        perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    # The retry finds the person converted, updates the user and folds the lead in.
+    stub.expect("PUT", "/contacts/user1", answer=contact("user1"))
+    stub.expect("POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1",
+                                                                          "skip_duplicate_validation": True})
+    result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert (result["contact_id"], result["role"], result["merged_leads"]) == ("user1", "user", ["lead1"])
+    assert contacts.begin_lead_create("anon1", 0.0) is None
+
+
+def test_a_user_identify_merges_the_lead_being_made_in_the_other_lane(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time())
+    contacts.lead_created("anon1", "lead1")  # made, not linked to the anonymous id yet
+    stub.expect("POST", "/contacts", answer=contact("user1"))
+    stub.expect("POST", "/contacts/merge", answer=contact("user1"))
+    result = perform(make_ctx(user_id="u1", anonymous_id="anon1"), {"role": "user", "external_id": "u1"})
+    assert result["merged_leads"] == ["lead1"]

@@ -153,27 +153,34 @@ def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
 def _create_lead(ctx: ActionContext, body: dict) -> dict:
     """POST a lead, unless an unfinished earlier attempt made it already.
 
-    Nothing in Intercom stops a second lead with the same traits, so a
-    redelivery (its worker killed, its call timed out) first looks for the
-    lead by email, and while Intercom's search may still lag behind that
-    attempt it waits (a retry) rather than make a duplicate.  A lead without
-    an email cannot be looked up: after a crash in that window it may be made
-    twice (docs/architecture.md).
+    Nothing in Intercom stops a second lead with the same traits, so the
+    attempt leaves a note in Redis until the lead is cached, naming the lead
+    as soon as Intercom answers.  A redelivery whose note names a lead updates
+    it; one whose note names none (the worker was killed, or the call timed
+    out, with the lead perhaps made) looks for it by email, and while
+    Intercom's search may still lag behind that attempt it waits (a retry)
+    rather than make a duplicate.  A lead without an email cannot be looked
+    up: after a crash in that window it may be made twice
+    (docs/architecture.md).
     """
     if not ctx.anonymous_id:
         return ctx.call(ctx.client.create_contact, body)
-    began = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
-    if began is not None and body.get("email"):
+    note = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
+    if note is not None and note.lead_id:
+        made = _update_known(ctx, note.lead_id, body)
+        if made is not None:
+            return made
+    elif note is not None and body.get("email"):
         found = search_contact(ctx, "email", body["email"], role="lead")
         if found is not None:
             return ctx.call(ctx.client.update_contact, found["id"], body)
         now = time.time()
-        if now - began < LEAD_SEARCH_WAIT_SECONDS:
+        if now - note.began < LEAD_SEARCH_WAIT_SECONDS:
             raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
                                  "Intercom's search to show whether it made the lead",
-                                 retry_at=min(began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
+                                 retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
     try:
-        return ctx.call(ctx.client.create_contact, body)
+        lead = ctx.call(ctx.client.create_contact, body)
     except IntercomError as exc:
         # Intercom answered with an error, or the rate budget never let the call
         # go: nothing was made, so no later attempt must look for it.  A timeout
@@ -181,6 +188,9 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
         if exc.status is not None or isinstance(exc, RateLimited):
             ctx.contacts.end_lead_create(ctx.anonymous_id)
         raise
+    # The merge into its user may still fail (a 429, a timeout): its retry finds the lead here.
+    ctx.contacts.lead_created(ctx.anonymous_id, lead["id"])
+    return lead
 
 
 def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | None:
@@ -216,10 +226,10 @@ def _merge_leads(ctx: ActionContext, user_id: str, email: str | None) -> list[st
 
 
 def _leads_of(ctx: ActionContext, email: str | None) -> list[str]:
-    """The leads cached under the event's anonymous id and under the email, without repeats."""
-    cached = [ctx.contacts.get(anonymous_id=ctx.anonymous_id) if ctx.anonymous_id else None,
-              ctx.contacts.get(email=email) if email else None]
-    return list(dict.fromkeys(c.id for c in cached if c is not None and c.role == "lead"))
+    """The person's leads: cached under the event's anonymous id or the email, or made and not yet cached."""
+    if not ctx.anonymous_id and not email:
+        return []
+    return ctx.contacts.leads_of(anonymous_id=ctx.anonymous_id, email=email)
 
 
 def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:

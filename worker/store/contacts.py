@@ -14,7 +14,9 @@ Keys, all under ``relay:contact:``::
     relay:contact:anon:<anonymous_id>    hash {id, role}
     relay:contact:keys:<contact id>      set of the keys above that point at it (for forget)
     relay:contact:companies:<contact id> set of Intercom company ids it is attached to
-    relay:contact:creating:<anonymous_id> when a lead's creation began (cleared once it is cached)
+    relay:contact:lead-note:<anonymous_id> hash {began, lead}: a lead's creation in progress
+                                         (when it began, and the lead once Intercom made it;
+                                         cleared once the lead is cached)
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class CachedContact:
 
     id: str
     role: str
+
+
+@dataclass(frozen=True)
+class LeadNote:
+    """An earlier attempt to create a lead for an anonymous id, which never finished."""
+
+    began: float
+    #: The lead it made, if Intercom's answer came back before the attempt stopped.
+    lead_id: str | None = None
 
 
 class ContactCache:
@@ -132,24 +143,52 @@ class ContactCache:
             self._link_script = self.redis.register_script(_LINK_ANONYMOUS)
         return self._link_script
 
-    def begin_lead_create(self, anonymous_id: str, now: float) -> float | None:
+    def begin_lead_create(self, anonymous_id: str, now: float) -> LeadNote | None:
         """Note that a lead is about to be created for the anonymous id.
 
-        Returns None, or the time an earlier attempt began that never got as
-        far as ``end_lead_create``: its worker died, or its call timed out,
-        after Intercom may have made the lead.  A lead has no unique key for
-        Intercom to answer 409 on, so only this note keeps a redelivery from
-        making it twice.
+        Returns None, or the note of an earlier attempt that never got as far
+        as ``end_lead_create``: its worker died, its call timed out after
+        Intercom may have made the lead, or a later call (the merge into the
+        user the person became) failed.  A lead has no unique key for Intercom
+        to answer 409 on, so only this note keeps a redelivery from making it
+        twice, or from leaving it unmerged.
         """
-        key = f"{CONTACT_PREFIX}creating:{anonymous_id}"
-        if self.redis.set(key, repr(now), nx=True, ex=LEAD_CREATE_NOTE_SECONDS):
+        key = _lead_note_key(anonymous_id)
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, "began", repr(now))
+        pipe.hgetall(key)
+        pipe.expire(key, LEAD_CREATE_NOTE_SECONDS)
+        fresh, note, _ = pipe.execute()
+        if fresh:
             return None
-        began = self.redis.get(key)
-        return float(began) if began else None
+        return LeadNote(float(note.get("began") or now), note.get("lead") or None)
+
+    def lead_created(self, anonymous_id: str, lead_id: str) -> None:
+        """Intercom made the lead: the note names it until the lead is cached."""
+        self.redis.hset(_lead_note_key(anonymous_id), "lead", lead_id)
 
     def end_lead_create(self, anonymous_id: str) -> None:
         """The lead is cached now (or Intercom refused to make it): the note has done its job."""
-        self.redis.delete(f"{CONTACT_PREFIX}creating:{anonymous_id}")
+        self.redis.delete(_lead_note_key(anonymous_id))
+
+    def leads_of(self, *, anonymous_id: str | None, email: str | None) -> list[str]:
+        """The person's leads this cache knows of, without repeats (one round trip).
+
+        Those cached under the anonymous id or the email, and the lead an
+        unfinished creation for the anonymous id made (not cached yet).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for key in _keys(external_id=None, email=email, anonymous_id=anonymous_id):
+            pipe.hgetall(key)
+        if anonymous_id:
+            pipe.hget(_lead_note_key(anonymous_id), "lead")
+        leads = []
+        for found in pipe.execute():
+            if isinstance(found, dict):
+                found = found.get("id") if found.get("role") == "lead" else None
+            if found and found not in leads:
+                leads.append(found)
+        return leads
 
     def is_member(self, contact_id: str, company_intercom_id: str) -> bool:
         """Whether the contact is known to be attached to the company."""
@@ -191,6 +230,11 @@ def _keys(*, external_id: str | None, email: str | None, anonymous_id: str | Non
     """The cache keys of the given ids, in lookup order; blank ids have none."""
     values = (external_id, email.strip().lower() if email else None, anonymous_id)
     return [f"{CONTACT_PREFIX}{kind}:{value}" for kind, value in zip(_KINDS, values) if value]
+
+
+def _lead_note_key(anonymous_id: str) -> str:
+    """The note of a lead's creation in progress for an anonymous id."""
+    return f"{CONTACT_PREFIX}lead-note:{anonymous_id}"
 
 
 def _reverse_key(contact_id: str) -> str:

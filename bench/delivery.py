@@ -183,6 +183,7 @@ def main() -> int:
             [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"),
              "--loglevel", "WARNING"], env=env, cwd=ROOT, stdout=open(logs / "beat.log", "ab"),
             stderr=subprocess.STDOUT))
+        commands_before = redis_commands(redis)
         cpu_start = {}
         for n, p in enumerate(workers):
             wait_until_ready(logs / f"w{n}.log")
@@ -220,6 +221,7 @@ def main() -> int:
             if not rest:
                 time.sleep(0.5)
         elapsed = time.time() - started
+        commands = {k: v - commands_before.get(k, 0) for k, v in redis_commands(redis).items()}
         user = sum(cpu_times(p.pid)[0] - cpu_start[p.pid][0] for p in workers)
         system = sum(cpu_times(p.pid)[1] - cpu_start[p.pid][1] for p in workers)
         cpu = user + system
@@ -271,6 +273,9 @@ def main() -> int:
                                                  "system": round(system / len(events) * 1000, 3)},
             "worker_peak_rss_mb": rss,
             "redis_bytes_per_queued_event": round(memory_per_event, 1),
+            # Commands Redis ran while the workers ran, those inside scripts included (and the bench's own polling).
+            "redis_commands_per_event": round(sum(commands.values()) / len(events), 2),
+            "redis_commands_top": dict(sorted(commands.items(), key=lambda kv: -kv[1])[:12]),
             "counts": counts,
         }
         problems = []
@@ -310,6 +315,11 @@ def main() -> int:
                 p.wait()
         fake.stop()
         stop_redis()
+
+
+def redis_commands(redis: redis_lib.Redis) -> dict[str, int]:
+    """Commands Redis has run since it started, by name (INFO commandstats)."""
+    return {name.removeprefix("cmdstat_"): stats["calls"] for name, stats in redis.info("commandstats").items()}
 
 
 def check_order(state: dict, stream: SampleStream) -> dict:

@@ -117,7 +117,10 @@ def deliver(task: Task, rt: Any, person: str, delivery: str) -> dict:
         while chain.next_head:
             head, claimed = chain.next_head, chain.next_claim
             chain.next_head = chain.next_claim = None
-            result = _deliver_one(task, rt, person, head, claimed)
+            try:
+                result = _deliver_one(task, rt, person, head, claimed)
+            finally:
+                rt.budget.release_prepaid()  # a head that made no call leaves its slot unused
             _count(chain, head, result)
     finally:
         # Worker threads run task after task: no lease or chain may outlive its task.
@@ -139,6 +142,8 @@ def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple
         claim = rt.lanes.claim(person, delivery, token)
     else:
         token, claim = claimed
+        if claim.first_slot is not None:
+            rt.budget.prepay(claim.first_slot)  # reserved in the round trip that claimed the head
     if claim.status != "ok":
         return {"skipped": claim.status}
     current_lease.set(Lease(person, token, time.monotonic()))
@@ -191,7 +196,8 @@ def _close_delivered(task: Task, rt: Any, person: str, delivery: str) -> None:
         _send_next(task, person, rt.lanes.finish(person, delivery, "delivered"))
         return
     token = uuid.uuid4().hex
-    head, claim = rt.lanes.finish_and_claim(person, delivery, "delivered", token)
+    # The next head's first call is reserved in the same round trip: nearly every head makes one.
+    head, claim = rt.lanes.finish_and_claim(person, delivery, "delivered", token, reserve=rt.budget.reservation())
     _send_next(task, person, head, (token, claim) if claim else None)
 
 

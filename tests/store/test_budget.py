@@ -182,3 +182,32 @@ def test_budgets_of_different_tokens_are_independent(redis):
     with pytest.raises(RateLimited):
         a.acquire()
     b.acquire()  # does not raise
+
+
+def test_a_prepaid_slot_is_the_next_calls_without_a_round_trip(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
+    reply = budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1])
+    budget.prepay(reply)
+    before = tat(redis, budget)
+    assert budget.acquire() == reply[1] / 1000  # the prepaid slot
+    assert tat(redis, budget) == before  # nothing more was reserved
+    assert budget.acquire() >= before  # the next call reserves a slot of its own
+    assert tat(redis, budget) > before
+
+
+def test_an_unused_prepaid_slot_is_not_counted_as_a_call(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
+    budget.prepay(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    assert redis.hget("relay:counters", "api_calls") == "1"
+    budget.release_prepaid()
+    assert redis.hget("relay:counters", "api_calls") == "0"
+    budget.release_prepaid()  # nothing prepaid: nothing to do
+    assert redis.hget("relay:counters", "api_calls") == "0"
+
+
+def test_a_slot_too_far_away_is_not_prepaid(redis):
+    budget = RateBudget(redis, TOKEN, default_limit=2, window_seconds=10.0, max_inline_wait=0.0)
+    budget.acquire()  # one call per 10 s: the next slot is 10 s away
+    budget.prepay(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    with pytest.raises(RateLimited):  # the next call asks again, and must wait
+        budget.acquire()

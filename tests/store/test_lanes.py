@@ -7,6 +7,7 @@ import time
 import pytest
 
 from worker.store import keys
+from worker.store.budget import RateBudget
 from worker.store.counters import Counters
 from worker.store.lanes import Lanes, delivery_id
 
@@ -214,3 +215,20 @@ def test_finish_and_claim_of_the_last_head_lets_the_lane_go_idle(redis, lanes):
     lanes.claim("ann", head, "t1")
     assert lanes.finish_and_claim("ann", head, "delivered", "t2") == (None, None)
     assert redis.hget(keys.LANE_STATE, "ann") is None
+
+
+def test_finish_and_claim_reserves_the_claimed_heads_first_call_in_the_same_round_trip(redis, lanes):
+    budget = RateBudget(redis, "tok", default_limit=21, window_seconds=1.0)
+    accept(redis, "ann", 2)
+    first, _ = ingest(lanes, 1, "ann")
+    second, _ = ingest(lanes, 2, "ann")
+    lanes.claim("ann", first, "t1")
+    head, claim = lanes.finish_and_claim("ann", first, "delivered", "t2", reserve=budget.reservation())
+    assert head == second
+    wait_ms, slot_ms, limit = claim.first_slot
+    assert wait_ms == 0 and limit == 21
+    assert float(redis.hget(budget.key, "tat")) == pytest.approx(slot_ms + 50)  # the schedule moved one slot
+    assert redis.hget(keys.COUNTERS, "api_calls") == "1"
+    # The last head claims nothing, and so reserves nothing.
+    assert lanes.finish_and_claim("ann", second, "delivered", "t3", reserve=budget.reservation()) == (None, None)
+    assert redis.hget(keys.COUNTERS, "api_calls") == "1"

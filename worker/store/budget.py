@@ -12,6 +12,11 @@ Calls are spread evenly, so the fleet never bursts past a window's limit and
 never piles up on a window boundary; slots are never refused and retried,
 which keeps CPU low when the fleet is saturated.
 
+A task running a lane's next event itself reserves that event's first call
+in the round trip that claims it (``Lanes.finish_and_claim``): the slot is
+*prepaid* for the thread, and its call takes it without a round trip of its
+own.  A prepaid slot whose call is never made is uncounted, and stays unused.
+
 What Intercom says on every response corrects the schedule: the window's
 limit, and when ``X-RateLimit-Remaining`` shows that other apps of the
 workspace spend the same allowance, the slots are pushed back so that our
@@ -22,6 +27,8 @@ slot past the window's reset.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from worker.intercom.errors import RateLimited
@@ -42,24 +49,33 @@ MAX_INLINE_WAIT_SECONDS = 2.0
 HEADROOM = 0.99
 _HEADROOM = f"local HEADROOM = {HEADROOM}\n"
 
-# KEYS: budget hash, counters    ARGV: default limit, share, window ms, max wait ms
-# Returns {wait in ms before the reserved slot, the slot's time in ms, the limit
+# reserve(budget hash, counters, default limit, share, window ms, max wait ms)
+# returns {wait in ms before the reserved slot, the slot's time in ms, the limit
 # it scheduled for}; the wait is -1 when the slot is further than max wait
 # (nothing is reserved then).  A reserved slot is a call about to be made: it
 # is counted here, which spares most calls a second round trip (see observe).
-_RESERVE = _HEADROOM + """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[1])
-local allowed = math.max(1, math.floor(limit * tonumber(ARGV[2]) * HEADROOM))
-local interval = tonumber(ARGV[3]) / allowed
-local tat = tonumber(redis.call('HGET', KEYS[1], 'tat') or '0')
-local slot = math.max(now, tat)
-if slot - now > tonumber(ARGV[4]) then return {-1, math.floor(slot), limit} end
-redis.call('HSET', KEYS[1], 'tat', slot + interval)
-redis.call('PEXPIRE', KEYS[1], 3600000)
-redis.call('HINCRBY', KEYS[2], 'api_calls', 1)
-return {math.floor(slot - now), math.floor(slot), limit}
+# A Lua function, so that the lane scripts can reserve a claimed head's first
+# call in the round trip that claims it (worker/store/lanes.py).
+RESERVE_FUNCTION = _HEADROOM + """
+local function reserve(budget, counters, default_limit, share, window_ms, max_wait_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local limit = tonumber(redis.call('HGET', budget, 'limit') or default_limit)
+  local allowed = math.max(1, math.floor(limit * tonumber(share) * HEADROOM))
+  local interval = tonumber(window_ms) / allowed
+  local tat = tonumber(redis.call('HGET', budget, 'tat') or '0')
+  local slot = math.max(now, tat)
+  if slot - now > tonumber(max_wait_ms) then return {-1, math.floor(slot), limit} end
+  redis.call('HSET', budget, 'tat', slot + interval)
+  redis.call('PEXPIRE', budget, 3600000)
+  redis.call('HINCRBY', counters, 'api_calls', 1)
+  return {math.floor(slot - now), math.floor(slot), limit}
+end
+"""
+
+# KEYS: budget hash, counters    ARGV: default limit, share, window ms, max wait ms
+_RESERVE = RESERVE_FUNCTION + """
+return reserve(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
 
 # KEYS: budget hash, counters
@@ -89,6 +105,18 @@ return 0
 """
 
 
+@dataclass(frozen=True)
+class Slot:
+    """A reserved call: its time by Redis's clock, and when to go by this process's monotonic clock."""
+
+    at: float
+    go_at: float
+
+
+#: A slot reserved for this thread's next call before it asked (see RateBudget.prepay).
+_prepaid: ContextVar[Slot | None] = ContextVar("prepaid_slot", default=None)
+
+
 class RateBudget:
     """The fleet's budget for one access token; the Intercom client calls it around each request."""
 
@@ -101,6 +129,7 @@ class RateBudget:
         self.window_ms = int(window_seconds * 1000)
         self.max_wait_ms = int(max_inline_wait * 1000)
         self._limit: int | None = None  # the limit the last reservation scheduled for
+        self._redis = redis
         self._reserve = redis.register_script(_RESERVE)
         self._observe = redis.register_script(_OBSERVE)
 
@@ -110,13 +139,55 @@ class RateBudget:
         Returns the slot's time (Unix seconds by Redis's clock), which is what
         the schedule promised, whenever this thread actually got to run.
         """
-        args = [self.default_limit, self.share, self.window_ms, self.max_wait_ms]
-        wait_ms, slot_ms, self._limit = self._reserve(keys=[self.key, keys.COUNTERS], args=args)
+        slot = _prepaid.get()
+        if slot is not None:
+            _prepaid.set(None)
+        else:
+            key, args = self.reservation()
+            reply = self._reserve(keys=[key, keys.COUNTERS], args=args)
+            slot = self._slot(reply)
+            if slot is None:
+                raise RateLimited("the fleet's rate budget is spent for now", reset_at=reply[1] / 1000)
+        wait = slot.go_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        return slot.at
+
+    # -- a slot reserved along with other work --------------------------------
+    def reservation(self) -> tuple[str, list[Any]]:
+        """What a script needs to call ``reserve()`` (RESERVE_FUNCTION) along with its own work.
+
+        The budget's key, and the arguments after the keys (the counters'
+        key is ``keys.COUNTERS``).
+        """
+        return self.key, [self.default_limit, self.share, self.window_ms, self.max_wait_ms]
+
+    def prepay(self, reply: Any) -> None:
+        """Keep the slot another script reserved (its ``reserve()`` reply) for this thread's next call.
+
+        A slot too far away was not reserved: the next call then asks again,
+        and learns that it must wait.
+        """
+        _prepaid.set(self._slot(reply))
+
+    def release_prepaid(self) -> None:
+        """The call a slot was prepaid for was not made: forget the slot and uncount the call.
+
+        The slot itself stays spent (the schedule has moved past it); it is one
+        call the fleet does not make in its window.
+        """
+        if _prepaid.get() is not None:
+            _prepaid.set(None)
+            self._uncount()
+
+    def _slot(self, reply: Any) -> Slot | None:
+        wait_ms, slot_ms, self._limit = reply
         if wait_ms < 0:
-            raise RateLimited("the fleet's rate budget is spent for now", reset_at=slot_ms / 1000)
-        if wait_ms:
-            time.sleep(wait_ms / 1000)
-        return slot_ms / 1000
+            return None
+        return Slot(slot_ms / 1000, time.monotonic() + wait_ms / 1000)
+
+    def _uncount(self) -> None:
+        self._redis.hincrby(keys.COUNTERS, "api_calls", -1)
 
     def observe(self, response: Any, slot: float | None = None) -> None:
         """Learn from X-RateLimit-* headers (and count a 429), when they have something to teach.

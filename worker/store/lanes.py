@@ -36,12 +36,14 @@ back at the front of the lane, in their acceptance order.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from worker.store import keys
+from worker.store.budget import RESERVE_FUNCTION
 
 #: A delivery id is "<seq>:<n><code>": the event's acceptance sequence, the
 #: mapping's index for that event, and a letter for the action, so that Lua
@@ -184,12 +186,14 @@ return 1
 """
 
 # KEYS: lane, leases, state, inflight, deliveries, counters, identifies, parked,
-#       parked_index, attempts, dead, dead_index
+#       parked_index, attempts, dead, dead_index[, budget]
 # ARGV: person, id, outcome, now, dispatch, dead_letter_json, token, lease
+#       [, the budget's reserve() arguments: default limit, share, window ms, max wait ms]
 # With a token, the next head is claimed for it at once (a task running its
 # lane's next head itself saves a round trip): {'ok', head, record, attempts,
-# identifies}.  Without: {'ok', head or false}.
-_FINISH = _NEXT_HEAD + _TAKE + """
+# identifies}, and with a budget also the reply of reserving the head's first
+# call (worker/store/budget.py).  Without a token: {'ok', head or false}.
+_FINISH = _NEXT_HEAD + _TAKE + RESERVE_FUNCTION + """
 local person, id, outcome, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not redis.call('ZSCORE', KEYS[1], id) then return {'stale'} end
 redis.call('ZREM', KEYS[1], id)
@@ -207,6 +211,9 @@ end
 local head = next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[5]))
 if head and ARGV[7] ~= '' then
   local taken = take(KEYS[2], KEYS[3], KEYS[5], KEYS[10], KEYS[7], person, head, ARGV[7], now + tonumber(ARGV[8]))
+  if KEYS[13] then
+    return {'ok', head, taken[2], taken[3], taken[4], reserve(KEYS[13], KEYS[6], ARGV[9], ARGV[10], ARGV[11], ARGV[12])}
+  end
   return {'ok', head, taken[2], taken[3], taken[4]}
 end
 return {'ok', head}
@@ -344,6 +351,9 @@ class Claim:
     #: Identifies waiting in the lane, the head included (a track need not
     #: look for its contact when there is none: nothing could go first).
     pending_identifies: int = 0
+    #: The rate budget's reply to reserving this head's first call, when the
+    #: claim reserved one (``Lanes.finish_and_claim``); for ``RateBudget.prepay``.
+    first_slot: Any = None
 
 
 class Lanes:
@@ -402,20 +412,34 @@ class Lanes:
         """Close the head as ``delivered`` or ``dead_lettered``; returns the next head to send."""
         return _next(self._close(person, delivery, outcome, dead_letter, ""))
 
-    def finish_and_claim(self, person: str, delivery: str, outcome: str, token: str) -> tuple[str | None, Claim | None]:
-        """Close the head and claim the next one for ``token`` in the same round trip: (head, its claim)."""
-        result = self._close(person, delivery, outcome, None, token)
+    def finish_and_claim(self, person: str, delivery: str, outcome: str, token: str, *,
+                         reserve: tuple[str, list] | None = None) -> tuple[str | None, Claim | None]:
+        """Close the head and claim the next one for ``token`` in the same round trip: (head, its claim).
+
+        With ``reserve`` (``RateBudget.reservation()``), the same round trip
+        also reserves the claimed head's first call: its reply is the claim's
+        ``first_slot``.  Nothing is reserved when no head is claimed.
+        """
+        result = self._close(person, delivery, outcome, None, token, reserve)
         head = _next(result)
         if head is None or len(result) < 5:
             return head, None
-        return head, _claim_of(result[2:])
+        claim = _claim_of(result[2:5])
+        if len(result) > 5:
+            claim = dataclasses.replace(claim, first_slot=result[5])
+        return head, claim
 
-    def _close(self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str) -> Any:
+    def _close(self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str,
+               reserve: tuple[str, list] | None = None) -> Any:
         ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES,
               keys.COUNTERS, keys.LANE_IDENTIFIES, keys.parked(person), keys.PARKED_INDEX,
               ATTEMPTS, keys.DEAD, keys.DEAD_INDEX]
         letter = json.dumps(dead_letter, separators=(",", ":")) if dead_letter else ""
         args = [person, delivery, outcome, now_ms(), self.dispatch_ms, letter, token, self.lease_ms]
+        if reserve is not None and token:
+            budget_key, reserve_args = reserve
+            ks.append(budget_key)
+            args += reserve_args
         return self._finish(keys=ks, args=args)
 
     def park(self, person: str, delivery: str) -> str | None:

@@ -10,7 +10,8 @@ Calls per event, against Segment's search + write (2):
   become), else POST;
 - plus one merge per lead of the same person when the identify is for a user:
   a lead cached under the event's anonymous id or under the user's email (the
-  match Intercom itself calls a duplicate).  The lead's events and companies
+  match Intercom itself calls a duplicate), or made for the anonymous id and
+  not cached yet (worker/store/contacts.py, the lead note).  The lead's events and companies
   move to the user, and so do its cached ids and memberships.
 """
 
@@ -217,19 +218,16 @@ def _create(ctx: ActionContext, body: dict) -> dict:
 
 
 def _merge_leads(ctx: ActionContext, user_id: str, email: str | None) -> list[str]:
-    """Merge the person's cached leads into the user; the ids of the leads merged."""
-    leads = _leads_of(ctx, email)
+    """Merge the person's leads into the user; the ids of the leads merged.
+
+    Those cached under the anonymous id or the email, and the one a lead
+    identify of the same anonymous id made and has not cached yet.
+    """
+    leads = ctx.contacts.leads_of(anonymous_id=ctx.anonymous_id, email=email)
     for lead_id in leads:
         if lead_id != user_id:
             _merge(ctx, lead_id, user_id)
     return [lead_id for lead_id in leads if lead_id != user_id]
-
-
-def _leads_of(ctx: ActionContext, email: str | None) -> list[str]:
-    """The person's leads: cached under the event's anonymous id or the email, or made and not yet cached."""
-    if not ctx.anonymous_id and not email:
-        return []
-    return ctx.contacts.leads_of(anonymous_id=ctx.anonymous_id, email=email)
 
 
 def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:

@@ -178,16 +178,13 @@ class RateBudget:
         """
         if _prepaid.get() is not None:
             _prepaid.set(None)
-            self._uncount()
+            self._redis.hincrby(keys.COUNTERS, "api_calls", -1)
 
     def _slot(self, reply: Any) -> Slot | None:
         wait_ms, slot_ms, self._limit = reply
         if wait_ms < 0:
             return None
         return Slot(slot_ms / 1000, time.monotonic() + wait_ms / 1000)
-
-    def _uncount(self) -> None:
-        self._redis.hincrby(keys.COUNTERS, "api_calls", -1)
 
     def observe(self, response: Any, slot: float | None = None) -> None:
         """Learn from X-RateLimit-* headers (and count a 429), when they have something to teach.

@@ -177,6 +177,8 @@ class ContactCache:
         Those cached under the anonymous id or the email, and the lead an
         unfinished creation for the anonymous id made (not cached yet).
         """
+        if not anonymous_id and not email:
+            return []
         pipe = self.redis.pipeline(transaction=False)
         for key in _keys(external_id=None, email=email, anonymous_id=anonymous_id):
             pipe.hgetall(key)

@@ -306,3 +306,23 @@ def test_a_user_identify_merges_the_lead_being_made_in_the_other_lane(stub, make
     stub.expect("POST", "/contacts/merge", answer=contact("user1"))
     result = perform(make_ctx(user_id="u1", anonymous_id="anon1"), {"role": "user", "external_id": "u1"})
     assert result["merged_leads"] == ["lead1"]
+
+
+def test_a_converted_persons_redelivered_lead_identify_merges_the_lead_it_made(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)  # killed after Intercom made the lead, before noting it
+    contacts.link_anonymous("anon1", "user1", "user")  # the user identify, in the other lane, ran meanwhile
+    stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")))
+    stub.expect("PUT", "/contacts/user1", answer=contact("user1"))
+    stub.expect("POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1",
+                                                                          "skip_duplicate_validation": True})
+    result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
+    assert (result["contact_id"], result["merged_leads"]) == ("user1", ["lead1"])
+    assert contacts.begin_lead_create("anon1", 0.0) is None
+
+
+def test_a_converted_persons_redelivered_lead_identify_waits_while_the_search_may_lag(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)
+    contacts.link_anonymous("anon1", "user1", "user")
+    stub.expect("POST", "/contacts/search", answer=found())
+    with pytest.raises(AwaitingSearch, match="earlier attempt to create this lead"):
+        perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})

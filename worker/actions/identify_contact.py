@@ -32,6 +32,7 @@ from worker.intercom.errors import (
     SearchLagConflict,
     conflicting_contact_id,
 )
+from worker.store.contacts import LeadNote
 
 #: How long a redelivered lead identify looks for the lead an unfinished
 #: earlier attempt may have made before it makes one: Intercom's search may
@@ -143,6 +144,8 @@ def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
     """Update the lead (or the user it became) cached by anonymous id, else create a lead."""
     cached = ctx.contacts.get(anonymous_id=ctx.anonymous_id) if ctx.anonymous_id else None
     if cached is not None:
+        if cached.role == "user":
+            _note_unfinished_lead(ctx, body.get("email"))
         # A converted lead is a user now: keep its role, write only the traits.
         update = body if cached.role == "lead" else {k: v for k, v in body.items() if k not in ("role", "external_id")}
         contact = _update_known(ctx, cached.id, update)
@@ -172,14 +175,9 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
         if made is not None:
             return made
     elif note is not None and body.get("email"):
-        found = search_contact(ctx, "email", body["email"], role="lead")
+        found = _search_unfinished_lead(ctx, body["email"], note)
         if found is not None:
             return ctx.call(ctx.client.update_contact, found["id"], body)
-        now = time.time()
-        if now - note.began < LEAD_SEARCH_WAIT_SECONDS:
-            raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
-                                 "Intercom's search to show whether it made the lead",
-                                 retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
     try:
         lead = ctx.call(ctx.client.create_contact, body)
     except IntercomError as exc:
@@ -192,6 +190,38 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     # The merge into its user may still fail (a 429, a timeout): its retry finds the lead here.
     ctx.contacts.lead_created(ctx.anonymous_id, lead["id"])
     return lead
+
+
+def _note_unfinished_lead(ctx: ActionContext, email: str | None) -> None:
+    """Before a converted person's lead identify updates the user: find the lead an earlier attempt made.
+
+    An attempt stopped between Intercom's answer and the note's update (its
+    worker killed) left a lead that no key names.  Found by email, it goes into
+    the note, and the user's merge of its leads (``_merge_leads``) folds it in.
+    """
+    note = ctx.contacts.lead_note(ctx.anonymous_id)
+    if note is None or note.lead_id or not email:
+        return
+    found = _search_unfinished_lead(ctx, email, note)
+    if found is not None:
+        ctx.contacts.lead_created(ctx.anonymous_id, found["id"])
+
+
+def _search_unfinished_lead(ctx: ActionContext, email: str, note: LeadNote) -> dict | None:
+    """The lead an unfinished earlier attempt may have made, by email; None once the search has had its time.
+
+    While Intercom's search may still lag behind that attempt, waits (a retry)
+    rather than answer that there is none.
+    """
+    found = search_contact(ctx, "email", email, role="lead")
+    if found is not None:
+        return found
+    now = time.time()
+    if now - note.began < LEAD_SEARCH_WAIT_SECONDS:
+        raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
+                             "Intercom's search to show whether it made the lead",
+                             retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
+    return None
 
 
 def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | None:

@@ -163,6 +163,11 @@ class ContactCache:
             return None
         return LeadNote(float(note.get("began") or now), note.get("lead") or None)
 
+    def lead_note(self, anonymous_id: str) -> LeadNote | None:
+        """The note of an unfinished lead creation for the anonymous id, if there is one."""
+        note = self.redis.hgetall(_lead_note_key(anonymous_id))
+        return LeadNote(float(note["began"]), note.get("lead") or None) if note.get("began") else None
+
     def lead_created(self, anonymous_id: str, lead_id: str) -> None:
         """Intercom made the lead: the note names it until the lead is cached."""
         self.redis.hset(_lead_note_key(anonymous_id), "lead", lead_id)

@@ -24,6 +24,5 @@ def bench_redis() -> tuple[str, Callable[[], None]]:
         return server.url, server.stop
     url = first_empty_database(given)
     if url is None:
-        sys.exit(f"REDIS_URL={given}: no empty database among 1-15 to benchmark in; "
-                 "unset REDIS_URL to use a private redis-server")
+        sys.exit(f"REDIS_URL={given}: no empty database among 1-15 to benchmark in; unset REDIS_URL to use a private redis-server")
     return url, lambda: redis_lib.Redis.from_url(url).flushdb()

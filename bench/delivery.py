@@ -99,12 +99,10 @@ def stream_for(events: int, people: int, seed: int) -> SampleStream:
     per_person = max(1, events // people)
     # identify×2 + group + tracks ≈ per person (leads have no group, converted one more identify)
     tracks = max(1, per_person - 3)
-    stream = SampleStream(people=people, companies=max(10, people // 20), tracks_per_person=tracks,
-                          identifies_per_person=2, seed=seed)
+    stream = SampleStream(people=people, companies=max(10, people // 20), tracks_per_person=tracks, identifies_per_person=2, seed=seed)
     while len(stream.events) < events:
         tracks += 1
-        stream = SampleStream(people=people, companies=max(10, people // 20), tracks_per_person=tracks,
-                              identifies_per_person=2, seed=seed)
+        stream = SampleStream(people=people, companies=max(10, people // 20), tracks_per_person=tracks, identifies_per_person=2, seed=seed)
     return stream
 
 
@@ -112,15 +110,18 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=20_000, help="at least this many events (default 20,000)")
     ap.add_argument("--people", type=int, default=2_000)
-    ap.add_argument("--workers", type=int, default=1,
-                    help="worker processes (default 1: one process of 32 threads fills one token's budget)")
+    ap.add_argument(
+        "--workers", type=int, default=1, help="worker processes (default 1: one process of 32 threads fills one token's budget)"
+    )
     ap.add_argument("--concurrency", type=int, default=32, help="threads per worker")
-    ap.add_argument("--worker-cpu", default="spread",
-                    help="WORKER_CPU of the workers: spread (worker n on CPU n mod the CPUs), off, or auto")
+    ap.add_argument(
+        "--worker-cpu", default="spread", help="WORKER_CPU of the workers: spread (worker n on CPU n mod the CPUs), off, or auto"
+    )
     ap.add_argument("--latency-ms", type=float, default=150.0)
     ap.add_argument("--rate-limit", type=int, default=1666, help="calls per 10-s window")
-    ap.add_argument("--accept-rate", type=float, default=0.0,
-                    help="events/s to accept while the workers run (0: all accepted before they start)")
+    ap.add_argument(
+        "--accept-rate", type=float, default=0.0, help="events/s to accept while the workers run (0: all accepted before they start)"
+    )
     ap.add_argument("--faults", action="store_true", help="5%% 503s and a 60-s outage in the middle")
     ap.add_argument("--outage-seconds", type=float, default=60.0)
     ap.add_argument("--timeout", type=float, default=1800.0)
@@ -131,8 +132,9 @@ def main() -> int:
     redis_url, stop_redis = bench_redis()
     redis = redis_lib.Redis.from_url(redis_url, decode_responses=True)
 
-    fake_config = FakeConfig(latency_ms=args.latency_ms, rate_limit=args.rate_limit, tokens=(TOKEN,), seed=args.seed,
-                             request_log_size=200_000)
+    fake_config = FakeConfig(
+        latency_ms=args.latency_ms, rate_limit=args.rate_limit, tokens=(TOKEN,), seed=args.seed, request_log_size=200_000
+    )
     if args.faults:
         fake_config = fake_config.changed(fault_rate=0.05, fault_status=503)
     fake = start_in_subprocess(fake_config)
@@ -143,8 +145,10 @@ def main() -> int:
     try:
         stream = stream_for(args.events, args.people, args.seed)
         events = [validate_event(e) for e in stream.events]
-        print(f"stream: {len(events)} events for {args.people} people; fake at {fake.url} "
-              f"({args.rate_limit} calls/10 s, {args.latency_ms:.0f} ms){'; FAULTS: 5% 503 + outage' if args.faults else ''}")
+        print(
+            f"stream: {len(events)} events for {args.people} people; fake at {fake.url} "
+            f"({args.rate_limit} calls/10 s, {args.latency_ms:.0f} ms){'; FAULTS: 5% 503 + outage' if args.faults else ''}"
+        )
         enqueuer = Enqueuer(redis, create_app(Settings(redis_url=redis_url)), max_backlog=10**9)
         accepted_at: dict[tuple, float] = {}
 
@@ -160,10 +164,10 @@ def main() -> int:
 
         # -- Redis memory per queued event: accept with no worker running.
         # With --accept-rate, only a small preload: a backlog would be all the latency measures.
-        preload = events if args.accept_rate <= 0 else events[:min(len(events), 200)]
+        preload = events if args.accept_rate <= 0 else events[: min(len(events), 200)]
         mem_before = int(redis.info("memory")["used_memory"])
         for i in range(0, len(preload), 500):
-            accept(preload[i:i + 500])
+            accept(preload[i : i + 500])
         mem_after = int(redis.info("memory")["used_memory"])
         memory_per_event = (mem_after - mem_before) / len(preload)
         print(f"redis: {memory_per_event:.0f} bytes per queued event ({len(preload)} events)")
@@ -173,16 +177,42 @@ def main() -> int:
         for n in range(args.workers):
             log = open(logs / f"w{n}.log", "ab")
             worker_cpu = str(cpus[n % len(cpus)]) if args.worker_cpu == "spread" else args.worker_cpu
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads", "-c",
-                 str(args.concurrency), "-n", f"bench{n}@%h", "--without-mingle", "--without-gossip",
-                 "--loglevel", "INFO"], env={**env, "WORKER_CPU": worker_cpu}, cwd=ROOT, stdout=log,
-                stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "worker",
+                        "worker",
+                        "--pool",
+                        "threads",
+                        "-c",
+                        str(args.concurrency),
+                        "-n",
+                        f"bench{n}@%h",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "--loglevel",
+                        "INFO",
+                    ],
+                    env={**env, "WORKER_CPU": worker_cpu},
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
         workers = list(processes)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"),
-             "--loglevel", "WARNING"], env=env, cwd=ROOT, stdout=open(logs / "beat.log", "ab"),
-            stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"), "--loglevel", "WARNING"],
+                env=env,
+                cwd=ROOT,
+                stdout=open(logs / "beat.log", "ab"),
+                stderr=subprocess.STDOUT,
+            )
+        )
         commands_before = redis_commands(redis)
         cpu_start = {}
         for n, p in enumerate(workers):
@@ -190,7 +220,7 @@ def main() -> int:
             cpu_start[p.pid] = cpu_times(p.pid)
         started = time.time()
 
-        rest = events[len(preload):]
+        rest = events[len(preload) :]
         next_at = time.time()
         outage_set = False
         parked_since = None
@@ -249,28 +279,44 @@ def main() -> int:
         result = {
             "mode": "faults" if args.faults else "steady",
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-            "events": len(events), "people": args.people, "workers": args.workers, "concurrency": args.concurrency,
+            "events": len(events),
+            "people": args.people,
+            "workers": args.workers,
+            "concurrency": args.concurrency,
             "worker_cpu": args.worker_cpu,
-            "fake": {"latency_ms": args.latency_ms, "rate_limit_per_10s": limit, "fault_rate": fake_config.fault_rate,
-                     "outage_seconds": args.outage_seconds if args.faults else 0},
+            "fake": {
+                "latency_ms": args.latency_ms,
+                "rate_limit_per_10s": limit,
+                "fault_rate": fake_config.fault_rate,
+                "outage_seconds": args.outage_seconds if args.faults else 0,
+            },
             "elapsed_seconds": round(elapsed, 1),
             "events_per_second": round(len(events) / elapsed, 1),
-            "utilisation": {"mean": round(sum(utilisation) / len(utilisation), 4) if utilisation else None,
-                            "min": round(min(utilisation), 4) if utilisation else None,
-                            "windows": len(steady), "per_window_calls": [w["calls"] for w in windows]},
+            "utilisation": {
+                "mean": round(sum(utilisation) / len(utilisation), 4) if utilisation else None,
+                "min": round(min(utilisation), 4) if utilisation else None,
+                "windows": len(steady),
+                "per_window_calls": [w["calls"] for w in windows],
+            },
             "max_calls_in_window": stats["max_calls_in_window"],
-            "calls": calls, "rate_limited": stats["rate_limited"],
+            "calls": calls,
+            "rate_limited": stats["rate_limited"],
             "rate_limited_share": round(stats["rate_limited"] / calls, 5) if calls else 0,
-            "by_status": stats["by_status"], "faults": stats["faults"],
+            "by_status": stats["by_status"],
+            "faults": stats["faults"],
             "api_calls_per_event": round(calls / len(events), 3),
-            "latency_accept_to_call_seconds": {"tracks_matched": len(latencies),
-                                               "p50": round(percentile(latencies, 50), 3),
-                                               "p99": round(percentile(latencies, 99), 3),
-                                               "accepted_up_front": args.accept_rate <= 0},
+            "latency_accept_to_call_seconds": {
+                "tracks_matched": len(latencies),
+                "p50": round(percentile(latencies, 50), 3),
+                "p99": round(percentile(latencies, 99), 3),
+                "accepted_up_front": args.accept_rate <= 0,
+            },
             "worker_cpu_seconds": round(cpu, 2),
             "worker_cpu_seconds_per_1000_events": round(cpu / len(events) * 1000, 3),
-            "worker_cpu_split_per_1000_events": {"user": round(user / len(events) * 1000, 3),
-                                                 "system": round(system / len(events) * 1000, 3)},
+            "worker_cpu_split_per_1000_events": {
+                "user": round(user / len(events) * 1000, 3),
+                "system": round(system / len(events) * 1000, 3),
+            },
             "worker_peak_rss_mb": rss,
             "redis_bytes_per_queued_event": round(memory_per_event, 1),
             # Commands Redis ran while the workers ran, those inside scripts included (and the bench's own polling).
@@ -280,8 +326,9 @@ def main() -> int:
         }
         problems = []
         if counts["delivered"] != len(events) or counts["dead_lettered"]:
-            problems.append(f"delivered {counts['delivered']} of {len(events)}, dead-lettered {counts['dead_lettered']}, "
-                            f"parked {counts['parked']}")
+            problems.append(
+                f"delivered {counts['delivered']} of {len(events)}, dead-lettered {counts['dead_lettered']}, parked {counts['parked']}"
+            )
         if args.faults:
             result["order"] = check_order(fake.state(), stream)
             if result["order"]["out_of_order_contacts"]:

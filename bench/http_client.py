@@ -51,8 +51,12 @@ def main() -> int:
         created = iter(range(10**9))  # Intercom de-duplicates equal events: each call sends a new one
 
         def event() -> dict:
-            return {"event_name": "bench", "created_at": 1_700_000_000 + next(created), "user_id": "u1",
-                    "metadata": {"plan": "pro", "seats": 3}}
+            return {
+                "event_name": "bench",
+                "created_at": 1_700_000_000 + next(created),
+                "user_id": "u1",
+                "metadata": {"plan": "pro", "seats": 3},
+            }
 
         def through_httpx_client(_: int) -> None:
             assert plain.post("/events", json=event()).status_code == 202
@@ -71,13 +75,19 @@ def main() -> int:
 
     medians = {name: sorted(values)[len(values) // 2] for name, values in rows.items()}
     for name, values in rows.items():
-        print(f"{name:<28} {medians[name]:6.0f} µs CPU per call (median of {args.rounds} rounds of {args.calls}: "
-              f"{', '.join(f'{v:.0f}' for v in values)})")
+        print(
+            f"{name:<28} {medians[name]:6.0f} µs CPU per call (median of {args.rounds} rounds of {args.calls}: "
+            f"{', '.join(f'{v:.0f}' for v in values)})"
+        )
     ratio = medians["IntercomClient (transport)"] / medians["httpx.Client.request"]
     print(f"the relay's client costs {ratio:.2f} of httpx.Client's CPU per call")
-    Path(args.out).write_text(json.dumps({"calls_per_round": args.calls, "rounds": args.rounds,
-                                          "cpu_us_per_call": rows, "median_us": medians,
-                                          "ratio": round(ratio, 3)}, indent=2) + "\n")
+    Path(args.out).write_text(
+        json.dumps(
+            {"calls_per_round": args.calls, "rounds": args.rounds, "cpu_us_per_call": rows, "median_us": medians, "ratio": round(ratio, 3)},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"written to {args.out}")
     return 0
 

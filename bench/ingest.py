@@ -60,20 +60,31 @@ def make_event(i: int) -> dict:
     """A realistic ~450-byte track/identify event."""
     user = f"user-{i % 5000}"
     if i % 5 == 0:
-        return {"type": "identify", "userId": user, "messageId": str(uuid.uuid4()),
-                "traits": {"email": f"{user}@example.com", "name": f"User {i % 5000}", "plan": "pro"},
-                "context": {"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"}},
-                "timestamp": "2026-01-01T00:00:00Z"}
-    return {"type": "track", "userId": user, "messageId": str(uuid.uuid4()), "event": "Feature Used",
-            "properties": {"feature": "export", "count": i % 17, "plan": "pro"},
+        return {
+            "type": "identify",
+            "userId": user,
+            "messageId": str(uuid.uuid4()),
+            "traits": {"email": f"{user}@example.com", "name": f"User {i % 5000}", "plan": "pro"},
             "context": {"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"}},
-            "timestamp": "2026-01-01T00:00:00Z"}
+            "timestamp": "2026-01-01T00:00:00Z",
+        }
+    return {
+        "type": "track",
+        "userId": user,
+        "messageId": str(uuid.uuid4()),
+        "event": "Feature Used",
+        "properties": {"feature": "export", "count": i % 17, "plan": "pro"},
+        "context": {"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"}},
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
 
 
 def batch_bodies(n_bodies: int, batch: int) -> list[bytes]:
     """Pre-serialised /v1/batch bodies, so that the clients spend little CPU."""
-    return [json.dumps({"batch": [make_event(b * batch + i) for i in range(batch)],
-                        "sentAt": "2026-01-01T00:00:01Z"}).encode() for b in range(n_bodies)]
+    return [
+        json.dumps({"batch": [make_event(b * batch + i) for i in range(batch)], "sentAt": "2026-01-01T00:00:01Z"}).encode()
+        for b in range(n_bodies)
+    ]
 
 
 def rss_kb(pid: int) -> int:
@@ -94,6 +105,7 @@ def percentile(values: list[float], q: float) -> float:
 
 # -- phases -------------------------------------------------------------------
 
+
 def bench_baseline(app: Any, seconds: float) -> dict:
     """Per-event send_task: the naive way in."""
     envelopes = [{"seq": i, "event": validate_event(make_event(i))} for i in range(2000)]
@@ -107,11 +119,23 @@ def bench_baseline(app: Any, seconds: float) -> dict:
 
 
 def start_server(redis_url: str, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "REDIS_URL": redis_url, "WRITE_KEYS": WRITE_KEY, "MAX_BACKLOG": str(10**12),
-           "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "uvicorn", "producers.http:app_from_env", "--factory",
-            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-            "--workers", str(workers)]
+    env = {**os.environ, "REDIS_URL": redis_url, "WRITE_KEYS": WRITE_KEY, "MAX_BACKLOG": str(10**12), "PYTHONPATH": str(ROOT)}
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "producers.http:app_from_env",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--workers",
+        str(workers),
+    ]
     proc = subprocess.Popen(args, env=env, cwd=ROOT)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -124,8 +148,7 @@ def start_server(redis_url: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("the ingestion server did not become ready")
 
 
-def http_load(url: str, bodies: list[bytes], clients: int, seconds: float, batch: int,
-              rate: float | None = None) -> dict:
+def http_load(url: str, bodies: list[bytes], clients: int, seconds: float, batch: int, rate: float | None = None) -> dict:
     """``clients`` keep-alive clients posting batches; paced to ``rate`` events/s if given."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures = [0] * clients
@@ -160,10 +183,16 @@ def http_load(url: str, bodies: list[bytes], clients: int, seconds: float, batch
     elapsed = time.perf_counter() - start
     flat = [x for per in latencies for x in per]
     ok = len(flat) - sum(failures)
-    return {"requests": len(flat), "failures": sum(failures), "events": ok * batch,
-            "seconds": round(elapsed, 2), "events_per_s": round(ok * batch / elapsed),
-            "p50_ms": round(percentile(flat, 0.50) * 1000, 1), "p99_ms": round(percentile(flat, 0.99) * 1000, 1),
-            "max_ms": round(max(flat) * 1000, 1) if flat else None}
+    return {
+        "requests": len(flat),
+        "failures": sum(failures),
+        "events": ok * batch,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round(ok * batch / elapsed),
+        "p50_ms": round(percentile(flat, 0.50) * 1000, 1),
+        "p99_ms": round(percentile(flat, 0.99) * 1000, 1),
+        "max_ms": round(max(flat) * 1000, 1) if flat else None,
+    }
 
 
 def bench_producer(enqueuer: Enqueuer, seconds: float, sync: bool) -> dict:
@@ -198,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default 4)")
     parser.add_argument("--batch", type=int, default=100, help="events per /v1/batch request (default 100)")
     parser.add_argument("--rate", type=float, default=10_000, help="events/s of the paced run (default 10000)")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="uvicorn worker processes (default 1; RSS is then of the supervisor only)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (default 1; RSS is then of the supervisor only)")
     parser.add_argument("--out", default=str(RESULTS), help="where to write the JSON results")
     args = parser.parse_args(argv)
 
@@ -212,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=trim_queue, args=(redis_url, stop_trim), daemon=True).start()
     short = min(5.0, args.duration)
     # Other work on the machine skews every figure: the load average says how much.
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                           "loadavg_1m_at_start": os.getloadavg()[0]},
-                               "args": vars(args)}
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_1m_at_start": os.getloadavg()[0]},
+        "args": vars(args),
+    }
     server = None
     try:
         print(f"baseline: per-event send_task for {short:.0f} s …", flush=True)
@@ -242,8 +271,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"http paced: {args.rate:,.0f} events/s for {paced:.0f} s …", flush=True)
         results["http_paced"] = http_load(url, bodies, args.clients, paced, args.batch, rate=args.rate)
         results["http_paced"]["target_events_per_s"] = args.rate
-        results["server_rss_kb"] = {"at_start": rss_start, "after_warmup": rss_warm,
-                                    "at_end": rss_kb(server.pid), "samples_during_max_run": samples}
+        results["server_rss_kb"] = {
+            "at_start": rss_start,
+            "after_warmup": rss_warm,
+            "at_end": rss_kb(server.pid),
+            "samples_during_max_run": samples,
+        }
 
         print(f"python API, sync, for {short:.0f} s …", flush=True)
         results["python_sync"] = bench_producer(enqueuer, short, sync=True)
@@ -273,8 +306,10 @@ def report(r: dict) -> None:
     print(f"\nbaseline per-event send_task   {base:>8,} events/s")
     for key, label in (("http_max", "HTTP /v1/batch, max"), ("http_paced", "HTTP /v1/batch, paced")):
         h = r[key]
-        print(f"{label:<30} {h['events_per_s']:>8,} events/s  ×{h['ratio_to_baseline']:<5} "
-              f"p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  ({h['failures']} failures)")
+        print(
+            f"{label:<30} {h['events_per_s']:>8,} events/s  ×{h['ratio_to_baseline']:<5} "
+            f"p50 {h['p50_ms']} ms  p99 {h['p99_ms']} ms  ({h['failures']} failures)"
+        )
     for key, label in (("python_sync", "Python API, sync"), ("python_batching", "Python API, batching")):
         p = r[key]
         print(f"{label:<30} {p['events_per_s']:>8,} events/s  ×{p['ratio_to_baseline']}")
@@ -282,8 +317,10 @@ def report(r: dict) -> None:
     print(f"machine: {m['cpus']} CPUs, load average {m['loadavg_1m_at_start']:.2f} at start, {m['loadavg_1m_at_end']:.2f} at end")
     rss = r["server_rss_kb"]
     spread = (max(rss["samples_during_max_run"]) - min(rss["samples_during_max_run"])) if rss["samples_during_max_run"] else 0
-    print(f"server RSS: start {rss['at_start'] / 1024:.1f} MiB, after warm-up {rss['after_warmup'] / 1024:.1f} MiB, "
-          f"end {rss['at_end'] / 1024:.1f} MiB (spread during the max run {spread / 1024:.1f} MiB)")
+    print(
+        f"server RSS: start {rss['at_start'] / 1024:.1f} MiB, after warm-up {rss['after_warmup'] / 1024:.1f} MiB, "
+        f"end {rss['at_end'] / 1024:.1f} MiB (spread during the max run {spread / 1024:.1f} MiB)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def run_one(redis_url: str, fake_url: str, threads: int, people: int, pinned: bo
         redis.hincrby(keys.INFLIGHT, event.get("userId") or event["anonymousId"], 1)
     envelopes = [{"seq": n, "event": e} for n, e in enumerate(events, start=1)]
     for start in range(0, len(envelopes), 100):
-        ingest(task, envelopes[start:start + 100])
+        ingest(task, envelopes[start : start + 100])
     lock = threading.Lock()
 
     def work() -> None:
@@ -78,8 +78,12 @@ def run_one(redis_url: str, fake_url: str, threads: int, people: int, pinned: bo
     cpu_used, elapsed = time.process_time() - cpu_before, time.monotonic() - started
     delivered = int(redis.hget(keys.COUNTERS, "delivered") or 0)
     rt.close()
-    return {"events": len(events), "delivered": delivered, "seconds": round(elapsed, 1),
-            "cpu_ms_per_event": round(cpu_used / max(delivered, 1) * 1000, 3)}
+    return {
+        "events": len(events),
+        "delivered": delivered,
+        "seconds": round(elapsed, 1),
+        "cpu_ms_per_event": round(cpu_used / max(delivered, 1) * 1000, 3),
+    }
 
 
 def main() -> int:
@@ -102,17 +106,24 @@ def main() -> int:
         for threads, latency, pinned in CONFIGS:
             fake = start_in_subprocess(FakeConfig(tokens=(TOKEN,), rate_limit=10**6, latency_ms=latency))
             try:
-                out = subprocess.run([sys.executable, __file__, "--child", redis_url, fake.url, str(threads),
-                                      str(args.people), "1" if pinned else "0"],
-                                     capture_output=True, text=True, check=True, cwd=ROOT)
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", redis_url, fake.url, str(threads), str(args.people), "1" if pinned else "0"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
             finally:
                 fake.stop()
             import redis as redis_lib
+
             redis_lib.Redis.from_url(redis_url).flushdb()  # the bench's own database (bench/common.py)
             row = {"threads": threads, "latency_ms": latency, "pinned": pinned, **json.loads(out.stdout.strip().splitlines()[-1])}
             rows.append(row)
-            print(f"{threads:>2} threads, {latency:>3} ms answers, {'pinned to one CPU' if pinned else 'not pinned':<17}: "
-                  f"{row['cpu_ms_per_event']:.2f} ms CPU per event ({row['delivered']} delivered in {row['seconds']} s)")
+            print(
+                f"{threads:>2} threads, {latency:>3} ms answers, {'pinned to one CPU' if pinned else 'not pinned':<17}: "
+                f"{row['cpu_ms_per_event']:.2f} ms CPU per event ({row['delivered']} delivered in {row['seconds']} s)"
+            )
     finally:
         stop_redis()
     Path(args.out).write_text(json.dumps({"cpus": len(os.sched_getaffinity(0)), "runs": rows}, indent=2) + "\n")

@@ -23,9 +23,24 @@ from producers.enqueue import BackPressure, Enqueuer
 from producers.events import EVENT_TYPES, MAX_EVENT_BYTES, InvalidEvent, validate_event
 
 __all__ = [
-    "BackPressure", "BufferFull", "EVENT_TYPES", "Enqueuer", "InvalidEvent", "MAX_EVENT_BYTES",
-    "Producer", "alias", "configure", "default_producer", "flush", "group", "identify", "page",
-    "screen", "shutdown", "track", "validate_event",
+    "BackPressure",
+    "BufferFull",
+    "EVENT_TYPES",
+    "Enqueuer",
+    "InvalidEvent",
+    "MAX_EVENT_BYTES",
+    "Producer",
+    "alias",
+    "configure",
+    "default_producer",
+    "flush",
+    "group",
+    "identify",
+    "page",
+    "screen",
+    "shutdown",
+    "track",
+    "validate_event",
 ]
 
 _default: Producer | None = None
@@ -79,14 +94,16 @@ def group(user_id: str | None = None, group_id: str | None = None, traits: dict 
     return default_producer().group(user_id, group_id, traits, **kwargs)
 
 
-def page(user_id: str | None = None, category: str | None = None, name: str | None = None,
-         properties: dict | None = None, **kwargs: Any) -> dict:
+def page(
+    user_id: str | None = None, category: str | None = None, name: str | None = None, properties: dict | None = None, **kwargs: Any
+) -> dict:
     """See :meth:`Producer.page`."""
     return default_producer().page(user_id, category, name, properties, **kwargs)
 
 
-def screen(user_id: str | None = None, category: str | None = None, name: str | None = None,
-           properties: dict | None = None, **kwargs: Any) -> dict:
+def screen(
+    user_id: str | None = None, category: str | None = None, name: str | None = None, properties: dict | None = None, **kwargs: Any
+) -> dict:
     """See :meth:`Producer.screen`."""
     return default_producer().screen(user_id, category, name, properties, **kwargs)
 

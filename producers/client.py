@@ -82,52 +82,124 @@ class Producer:
 
     # -- the Segment calls ---------------------------------------------------
 
-    def identify(self, user_id: str | None = None, traits: dict | None = None, *,
-                 anonymous_id: str | None = None, context: dict | None = None,
-                 timestamp: datetime | str | None = None, message_id: str | None = None,
-                 integrations: dict | None = None) -> dict:
+    def identify(
+        self,
+        user_id: str | None = None,
+        traits: dict | None = None,
+        *,
+        anonymous_id: str | None = None,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Record who a person is and their traits; returns the accepted event."""
-        return self.enqueue(_message("identify", user_id, anonymous_id, context, timestamp,
-                                     message_id, integrations, traits=traits or {}))
+        return self.enqueue(_message("identify", user_id, anonymous_id, context, timestamp, message_id, integrations, traits=traits or {}))
 
-    def track(self, user_id: str | None = None, event: str | None = None, properties: dict | None = None, *,
-              anonymous_id: str | None = None, context: dict | None = None,
-              timestamp: datetime | str | None = None, message_id: str | None = None,
-              integrations: dict | None = None) -> dict:
+    def track(
+        self,
+        user_id: str | None = None,
+        event: str | None = None,
+        properties: dict | None = None,
+        *,
+        anonymous_id: str | None = None,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Record that a person did ``event``; returns the accepted event."""
-        return self.enqueue(_message("track", user_id, anonymous_id, context, timestamp,
-                                     message_id, integrations, event=event, properties=properties or {}))
+        return self.enqueue(
+            _message("track", user_id, anonymous_id, context, timestamp, message_id, integrations, event=event, properties=properties or {})
+        )
 
-    def group(self, user_id: str | None = None, group_id: str | None = None, traits: dict | None = None, *,
-              anonymous_id: str | None = None, context: dict | None = None,
-              timestamp: datetime | str | None = None, message_id: str | None = None,
-              integrations: dict | None = None) -> dict:
+    def group(
+        self,
+        user_id: str | None = None,
+        group_id: str | None = None,
+        traits: dict | None = None,
+        *,
+        anonymous_id: str | None = None,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Put a person in a group (an Intercom company); returns the accepted event."""
-        return self.enqueue(_message("group", user_id, anonymous_id, context, timestamp,
-                                     message_id, integrations, groupId=group_id, traits=traits or {}))
+        return self.enqueue(
+            _message("group", user_id, anonymous_id, context, timestamp, message_id, integrations, groupId=group_id, traits=traits or {})
+        )
 
-    def page(self, user_id: str | None = None, category: str | None = None, name: str | None = None,
-             properties: dict | None = None, *, anonymous_id: str | None = None,
-             context: dict | None = None, timestamp: datetime | str | None = None,
-             message_id: str | None = None, integrations: dict | None = None) -> dict:
+    def page(
+        self,
+        user_id: str | None = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: dict | None = None,
+        *,
+        anonymous_id: str | None = None,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Record a page view; returns the accepted event."""
-        return self.enqueue(_message("page", user_id, anonymous_id, context, timestamp, message_id,
-                                     integrations, category=category, name=name, properties=properties or {}))
+        return self.enqueue(
+            _message(
+                "page",
+                user_id,
+                anonymous_id,
+                context,
+                timestamp,
+                message_id,
+                integrations,
+                category=category,
+                name=name,
+                properties=properties or {},
+            )
+        )
 
-    def screen(self, user_id: str | None = None, category: str | None = None, name: str | None = None,
-               properties: dict | None = None, *, anonymous_id: str | None = None,
-               context: dict | None = None, timestamp: datetime | str | None = None,
-               message_id: str | None = None, integrations: dict | None = None) -> dict:
+    def screen(
+        self,
+        user_id: str | None = None,
+        category: str | None = None,
+        name: str | None = None,
+        properties: dict | None = None,
+        *,
+        anonymous_id: str | None = None,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Record a mobile screen view; returns the accepted event."""
-        return self.enqueue(_message("screen", user_id, anonymous_id, context, timestamp, message_id,
-                                     integrations, category=category, name=name, properties=properties or {}))
+        return self.enqueue(
+            _message(
+                "screen",
+                user_id,
+                anonymous_id,
+                context,
+                timestamp,
+                message_id,
+                integrations,
+                category=category,
+                name=name,
+                properties=properties or {},
+            )
+        )
 
-    def alias(self, previous_id: str | None = None, user_id: str | None = None, *,
-              context: dict | None = None, timestamp: datetime | str | None = None,
-              message_id: str | None = None, integrations: dict | None = None) -> dict:
+    def alias(
+        self,
+        previous_id: str | None = None,
+        user_id: str | None = None,
+        *,
+        context: dict | None = None,
+        timestamp: datetime | str | None = None,
+        message_id: str | None = None,
+        integrations: dict | None = None,
+    ) -> dict:
         """Say that ``previous_id`` and ``user_id`` are one person; returns the accepted event."""
-        return self.enqueue(_message("alias", user_id, None, context, timestamp, message_id,
-                                     integrations, previousId=previous_id))
+        return self.enqueue(_message("alias", user_id, None, context, timestamp, message_id, integrations, previousId=previous_id))
 
     # -- the one path in -----------------------------------------------------
 
@@ -145,8 +217,7 @@ class Producer:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
-            raise BufferFull(f"{self._queue.maxsize} events are waiting to be accepted; "
-                             "Redis is slow or unreachable") from None
+            raise BufferFull(f"{self._queue.maxsize} events are waiting to be accepted; Redis is slow or unreachable") from None
         return event
 
     def flush(self) -> None:
@@ -232,12 +303,19 @@ class Producer:
                     if self.on_error:
                         self.on_error(exc, batch)
                     return
-                time.sleep(min(0.25 * 2 ** failures, 15))
+                time.sleep(min(0.25 * 2**failures, 15))
 
 
-def _message(kind: str, user_id: Any, anonymous_id: Any, context: dict | None,
-             timestamp: datetime | str | None, message_id: str | None,
-             integrations: dict | None, **fields: Any) -> dict:
+def _message(
+    kind: str,
+    user_id: Any,
+    anonymous_id: Any,
+    context: dict | None,
+    timestamp: datetime | str | None,
+    message_id: str | None,
+    integrations: dict | None,
+    **fields: Any,
+) -> dict:
     """A raw Segment event as analytics-python builds it (None fields left out)."""
     context = dict(context or {})
     context.setdefault("library", dict(LIBRARY))

@@ -51,10 +51,11 @@ class Enqueuer:
         first = self.redis.incrby(keys.SEQ, len(events)) - len(events) + 1
         envelopes = [{"seq": first + i, "event": _without_secrets(e)} for i, e in enumerate(events)]
         for start in range(0, len(envelopes), INGEST_BATCH):
-            chunk = envelopes[start:start + INGEST_BATCH]
+            chunk = envelopes[start : start + INGEST_BATCH]
             # argsrepr: what Flower shows; Celery's own repr of 100 events costs a third of a publish.
-            self.app.send_task("intercom.ingest", args=[chunk],
-                               argsrepr=f"[{len(chunk)} events, seq {chunk[0]['seq']}..{chunk[-1]['seq']}]")
+            self.app.send_task(
+                "intercom.ingest", args=[chunk], argsrepr=f"[{len(chunk)} events, seq {chunk[0]['seq']}..{chunk[-1]['seq']}]"
+            )
         self._count(events)
         return len(events)
 

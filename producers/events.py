@@ -119,8 +119,7 @@ class EventSchema(Schema):
     type = _string(
         required=True,
         validate=validate.OneOf(EVENT_TYPES, error="{input!r} is not one of " + ", ".join(EVENT_TYPES)),
-        error_messages={"required": "is required (one of " + ", ".join(EVENT_TYPES) + ")",
-                        "invalid": "must be a string"},
+        error_messages={"required": "is required (one of " + ", ".join(EVENT_TYPES) + ")", "invalid": "must be a string"},
     )
     userId = _Identifier(allow_none=True)
     anonymousId = _Identifier(allow_none=True)

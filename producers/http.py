@@ -86,11 +86,11 @@ class HttpError(Exception):
         self.extra = extra
 
     def response(self) -> JSONResponse:
-        return JSONResponse({"code": self.code, "message": self.message, **self.extra},
-                            status_code=self.status, headers=self.headers)
+        return JSONResponse({"code": self.code, "message": self.message, **self.extra}, status_code=self.status, headers=self.headers)
 
 
 # -- reading the body --------------------------------------------------------
+
 
 async def read_body(request: Request, limit: int = MAX_RAW_BYTES) -> bytes:
     """The raw body, refused with 413 as soon as it passes ``limit`` bytes."""
@@ -115,8 +115,7 @@ def decode_body(raw: bytes, encoding: str, limit: int = MAX_REQUEST_BYTES) -> by
         return raw
     if encoding in _GZIP:
         return gunzip_capped(raw, limit)
-    raise HttpError(415, "unsupported_encoding",
-                    f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding")
+    raise HttpError(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported; send gzip or no encoding")
 
 
 def gunzip_capped(data: bytes, limit: int) -> bytes:
@@ -166,6 +165,7 @@ def _too_large(what: str) -> HttpError:
 
 # -- authentication ----------------------------------------------------------
 
+
 def basic_user(header: str | None) -> str | None:
     """The user name of an HTTP Basic ``Authorization`` header (Segment's write key)."""
     if not header or not header[:6].lower() == "basic ":
@@ -189,6 +189,7 @@ def key_is_valid(candidate: str | None, keys: tuple[bytes, ...]) -> bool:
 
 
 # -- the app -----------------------------------------------------------------
+
 
 class Door:
     """The request handlers, holding the Enqueuer and the write keys."""
@@ -216,8 +217,10 @@ class Door:
 
     def single(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
         """The handler of ``POST /v1/<kind>``: one event whose type is the path's."""
+
         async def endpoint(request: Request) -> Response:
             return await self._serve(request, lambda body: self._ingest_one(kind, body))
+
         return endpoint
 
     async def batch(self, request: Request) -> Response:
@@ -231,14 +234,18 @@ class Door:
             if header_key is not None:
                 self._check_key(header_key)
             raw = await read_body(request)
-            return await anyio.to_thread.run_sync(self._parse_and_ingest, raw,
-                                                  request.headers.get("content-encoding", ""),
-                                                  header_key is None, ingest, limiter=self._limiter())
+            return await anyio.to_thread.run_sync(
+                self._parse_and_ingest,
+                raw,
+                request.headers.get("content-encoding", ""),
+                header_key is None,
+                ingest,
+                limiter=self._limiter(),
+            )
         except HttpError as exc:
             return exc.response()
 
-    def _parse_and_ingest(self, raw: bytes, encoding: str, check_body_key: bool,
-                          ingest: Callable[[dict], Response]) -> Response:
+    def _parse_and_ingest(self, raw: bytes, encoding: str, check_body_key: bool, ingest: Callable[[dict], Response]) -> Response:
         """The CPU part of a request, off the event loop."""
         try:
             body = parse_json(decode_body(raw, encoding))
@@ -276,8 +283,7 @@ class Door:
         if not isinstance(items, list):
             raise HttpError(400, "invalid_batch", "batch: must be an array of events")
         if len(items) > MAX_BATCH_EVENTS:
-            raise HttpError(413, "batch_too_large",
-                            f"batch: {len(items)} events is over the limit of {MAX_BATCH_EVENTS} per request")
+            raise HttpError(413, "batch_too_large", f"batch: {len(items)} events is over the limit of {MAX_BATCH_EVENTS} per request")
         shared = {key: body[key] for key in BATCH_SHARED if key in body}
         received_at = datetime.now(timezone.utc)
         events, refused = [], []
@@ -305,8 +311,12 @@ class Door:
 
     def _unavailable(self, exc: Exception) -> HttpError:
         log.error("could not accept events: %s: %s", type(exc).__name__, exc)
-        return HttpError(503, "unavailable", "the queue is unavailable; nothing was accepted, send again",
-                         headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)})
+        return HttpError(
+            503,
+            "unavailable",
+            "the queue is unavailable; nothing was accepted, send again",
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+        )
 
     def _count_refused(self, n: int) -> None:
         if n:
@@ -378,16 +388,19 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     """Starlette's 404/405 as JSON errors like ours."""
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return JSONResponse({"code": code, "message": f"{request.method} {request.url.path}: {exc.detail}"},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(
+        {"code": code, "message": f"{request.method} {request.url.path}: {exc.detail}"}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False) -> Starlette:
     """The ingestion app.  Refuses (NoWriteKeys) to run without write keys unless ``allow_no_auth``."""
     keys = tuple(k.encode() for k in settings.write_keys)
     if not keys and not allow_no_auth:
-        raise NoWriteKeys("no write keys are configured: set WRITE_KEYS (comma-separated), or allow "
-                          "unauthenticated ingestion explicitly (--no-auth) for a local demo")
+        raise NoWriteKeys(
+            "no write keys are configured: set WRITE_KEYS (comma-separated), or allow "
+            "unauthenticated ingestion explicitly (--no-auth) for a local demo"
+        )
     door = Door(enqueuer, keys, require_auth=bool(keys))
     routes = [Route(f"/v1/{kind}", door.single(kind), methods=["POST"]) for kind in EVENT_TYPES]
     routes += [
@@ -411,9 +424,16 @@ def app_from_env() -> Starlette:
     return create_app(settings, build_enqueuer(settings), allow_no_auth=allow)
 
 
-def serve(settings: Any, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1,
-          allow_no_auth: bool = False, forwarded_allow_ips: str | None = None,
-          log_level: str = "info") -> None:
+def serve(
+    settings: Any,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    workers: int = 1,
+    allow_no_auth: bool = False,
+    forwarded_allow_ips: str | None = None,
+    log_level: str = "info",
+) -> None:
     """Run the ingestion API on uvicorn until stopped.
 
     One process is enough for ~10k events/s; ``workers > 1`` starts that many
@@ -425,8 +445,9 @@ def serve(settings: Any, host: str = "127.0.0.1", port: int = 8080, *, workers: 
 
     from producers.client import build_enqueuer  # noqa: PLC0415
 
-    options: dict[str, Any] = dict(host=host, port=port, proxy_headers=True, log_level=log_level,
-                                   forwarded_allow_ips=forwarded_allow_ips, server_header=False)
+    options: dict[str, Any] = dict(
+        host=host, port=port, proxy_headers=True, log_level=log_level, forwarded_allow_ips=forwarded_allow_ips, server_header=False
+    )
     if workers > 1:
         if allow_no_auth:
             os.environ[ALLOW_NO_AUTH_ENV] = "1"

@@ -53,8 +53,7 @@ class ReplaySummary:
             self.refused.append((line, reason))
 
 
-def replay(path_or_dash: str, enqueuer: Enqueuer | None, *, dry_run: bool = False,
-           progress: bool | None = None) -> ReplaySummary:
+def replay(path_or_dash: str, enqueuer: Enqueuer | None, *, dry_run: bool = False, progress: bool | None = None) -> ReplaySummary:
     """Validate every line of ``path_or_dash`` and accept the valid ones.
 
     ``dry_run`` validates only (``enqueuer`` may then be None).  ``progress``
@@ -171,5 +170,12 @@ def _progress_bar(stream: IO[bytes], path_or_dash: str, progress: bool | None) -
     mode = os.fstat(stream.fileno()).st_mode
     if stat.S_ISREG(mode):
         total = os.fstat(stream.fileno()).st_size
-    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-                desc=os.path.basename(path_or_dash) if path_or_dash != "-" else "stdin", dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        desc=os.path.basename(path_or_dash) if path_or_dash != "-" else "stdin",
+        dynamic_ncols=True,
+    )

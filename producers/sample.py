@@ -88,10 +88,14 @@ class SampleStream:
             clock[0] += 1
             return clock[0]
 
-        identifies = [self._identify(p, v, tick(), lead_phase=(p.kind == "converted" and v == 0))
-                      for v in range(self.identifies_per_person if p.kind != "converted" else max(2, self.identifies_per_person))]
-        tracks = [self._track(p, rng, tick(), converted=(p.kind == "converted" and n >= self.tracks_per_person // 2))
-                  for n in range(self.tracks_per_person)]
+        identifies = [
+            self._identify(p, v, tick(), lead_phase=(p.kind == "converted" and v == 0))
+            for v in range(self.identifies_per_person if p.kind != "converted" else max(2, self.identifies_per_person))
+        ]
+        tracks = [
+            self._track(p, rng, tick(), converted=(p.kind == "converted" and n >= self.tracks_per_person // 2))
+            for n in range(self.tracks_per_person)
+        ]
         groups = [self._group(p, rng, tick()) for _ in range(self.groups_per_person if p.kind != "lead" else 0)]
         if p.kind == "converted":
             # As a lead: identify (lead), the first tracks; then the identify that converts, the rest.
@@ -101,8 +105,11 @@ class SampleStream:
             p.events = [identifies[0], *tracks, *identifies[1:], *groups]
 
     def _base(self, p: Person, kind: str, ts: int, *, as_lead: bool = False) -> dict:
-        event = {"type": kind, "messageId": str(uuid.UUID(int=random.Random(f"{self.seed}-{p.index}-{ts}").getrandbits(128))),
-                 "timestamp": iso(ts)}
+        event = {
+            "type": kind,
+            "messageId": str(uuid.UUID(int=random.Random(f"{self.seed}-{p.index}-{ts}").getrandbits(128))),
+            "timestamp": iso(ts),
+        }
         if p.anonymous_id:
             event["anonymousId"] = p.anonymous_id
         if p.user_id and not as_lead:
@@ -115,8 +122,7 @@ class SampleStream:
         if as_lead:
             event["traits"] = {"email": p.email}
         else:
-            event["traits"] = {"email": p.email, "name": f"Person {p.index} v{version}",
-                               "createdAt": iso(START - 86400 * (p.index % 300))}
+            event["traits"] = {"email": p.email, "name": f"Person {p.index} v{version}", "createdAt": iso(START - 86400 * (p.index % 300))}
         return event
 
     def _track(self, p: Person, rng: random.Random, ts: int, *, converted: bool) -> dict:
@@ -133,8 +139,7 @@ class SampleStream:
         company = rng.randrange(self.companies)
         event = self._base(p, "group", ts)
         event["groupId"] = f"company-{company}"
-        event["traits"] = {"name": f"Company {company}", "plan": PLANS[company % len(PLANS)],
-                           "employees": 10 + company}
+        event["traits"] = {"name": f"Company {company}", "plan": PLANS[company % len(PLANS)], "employees": 10 + company}
         return event
 
     def _interleave(self, rng: random.Random) -> list[dict]:
@@ -166,16 +171,13 @@ class SampleStream:
             for e in identifies:
                 traits.update(e["traits"])
             role = "lead" if p.kind == "lead" else "user"
-            contacts[p.key] = {"role": role, "external_id": p.user_id, "email": p.email,
-                               "name": traits.get("name")}
-            events[p.key] = sorted((intercom_event_name(e["event"]), _ts(e["timestamp"]))
-                                   for e in p.events if e["type"] == "track")
+            contacts[p.key] = {"role": role, "external_id": p.user_id, "email": p.email, "name": traits.get("name")}
+            events[p.key] = sorted((intercom_event_name(e["event"]), _ts(e["timestamp"])) for e in p.events if e["type"] == "track")
             for e in p.events:
                 if e["type"] == "group":
                     companies[e["groupId"]] = e["traits"]["name"]
                     attachments.add((p.key, e["groupId"]))
-        return {"contacts": contacts, "events": events, "companies": companies,
-                "attachments": sorted(attachments)}
+        return {"contacts": contacts, "events": events, "companies": companies, "attachments": sorted(attachments)}
 
 
 def _ts(value: str) -> int:

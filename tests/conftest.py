@@ -22,8 +22,10 @@ pytest_plugins = ["tests.fixtures_fake"]
 def _empty_database(url: str) -> str:
     found = first_empty_database(url)
     if found is None:
-        pytest.fail(f"REDIS_URL={url}: no empty database among 1-15 to run the tests in; "
-                    "free one, or unset REDIS_URL to let the suite start its own redis-server")
+        pytest.fail(
+            f"REDIS_URL={url}: no empty database among 1-15 to run the tests in; "
+            "free one, or unset REDIS_URL to let the suite start its own redis-server"
+        )
     return found
 
 

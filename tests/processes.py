@@ -41,17 +41,36 @@ def start(args: Sequence[str], env: dict[str, str], log: Path, **popen: object) 
     """Start ``args`` with stdout and stderr in ``log`` (read it when a test fails)."""
     handle = open(log, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     try:
-        return subprocess.Popen(list(args), env=env, cwd=str(ROOT), stdout=handle,
-                                stderr=subprocess.STDOUT, **popen)  # type: ignore[arg-type]
+        return subprocess.Popen(list(args), env=env, cwd=str(ROOT), stdout=handle, stderr=subprocess.STDOUT, **popen)  # type: ignore[arg-type]
     finally:
         handle.close()  # the child keeps its own copy of the descriptor
 
 
 def celery_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 8) -> subprocess.Popen:
     """A Celery worker with a threads pool and task events on, as the brief of the suite says."""
-    return start([sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads",
-                  "-c", str(concurrency), "-n", f"{name}@%h", "--without-mingle", "--without-gossip",
-                  "-E", "--loglevel", "INFO"], env, log)
+    return start(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-E",
+            "--loglevel",
+            "INFO",
+        ],
+        env,
+        log,
+    )
 
 
 def stop(process: subprocess.Popen | None, timeout: float = 30.0) -> int | None:
@@ -126,8 +145,7 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, *,
-               interval: float = 0.2, fail: bool = True) -> object:
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.2, fail: bool = True) -> object:
     """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -45,6 +45,7 @@ def rt(redis, redis_url, fake_intercom_factory, monkeypatch):
         monkeypatch.setattr(runtime_module, "_runtime", built)
         built.fake = handle
         return built
+
     yield build
     if runtime_module._runtime is not None:
         runtime_module._runtime.close()
@@ -55,20 +56,41 @@ def accept(redis, task: FakeTask, events: list[dict]) -> tuple[str, str]:
     for event in events:
         redis.hincrby(keys.INFLIGHT, event.get("userId") or event["anonymousId"], 1)
     ingest(task, [{"seq": n, "event": e} for n, e in enumerate(events, start=1)])
-    (name, args, _), = task.sent
+    ((name, args, _),) = task.sent
     task.sent.clear()
     return args[0], args[1]
 
 
 def stream(user: str, tracks: int) -> list[dict]:
-    identify = {"type": "identify", "userId": user, "messageId": f"{user}-i",
-                "timestamp": "2026-11-01T10:00:00Z", "traits": {"email": f"{user}@example.com", "name": user}}
+    identify = {
+        "type": "identify",
+        "userId": user,
+        "messageId": f"{user}-i",
+        "timestamp": "2026-11-01T10:00:00Z",
+        "traits": {"email": f"{user}@example.com", "name": user},
+    }
     events = [identify]
     for n in range(tracks):
-        events.append({"type": "track", "userId": user, "event": "Signed In", "messageId": f"{user}-t{n}",
-                       "timestamp": f"2026-11-01T10:00:{n + 1:02d}Z", "properties": {"n": n}})
-    events.append({"type": "group", "userId": user, "groupId": "acme", "messageId": f"{user}-g",
-                   "timestamp": "2026-11-01T10:01:00Z", "traits": {"name": "Acme"}})
+        events.append(
+            {
+                "type": "track",
+                "userId": user,
+                "event": "Signed In",
+                "messageId": f"{user}-t{n}",
+                "timestamp": f"2026-11-01T10:00:{n + 1:02d}Z",
+                "properties": {"n": n},
+            }
+        )
+    events.append(
+        {
+            "type": "group",
+            "userId": user,
+            "groupId": "acme",
+            "messageId": f"{user}-g",
+            "timestamp": "2026-11-01T10:01:00Z",
+            "traits": {"name": "Acme"},
+        }
+    )
     return events
 
 
@@ -79,7 +101,7 @@ def test_one_task_delivers_a_persons_identify_tracks_and_group(redis, rt):
     result = deliver(task, runtime, person, head)
     assert result["delivered_in_task"] == {"identify_contact": 1, "track_event": 3, "identify_company": 1}
     assert task.sent == [] and task.retried == []  # no hop through Celery
-    contact, = runtime.fake.state()["contacts"]
+    (contact,) = runtime.fake.state()["contacts"]
     assert contact["external_id"] == "ann"
     assert redis.hget(keys.COUNTERS, "delivered") == "5"
 
@@ -90,7 +112,7 @@ def test_a_chain_stops_at_its_limit_and_sends_the_rest_as_a_task(redis, rt):
     person, head = accept(redis, task, stream("bob", CHAIN_MAX + 3))
     result = deliver(task, runtime, person, head)
     assert sum(result["delivered_in_task"].values()) == CHAIN_MAX + 1
-    (name, args, countdown), = task.sent
+    ((name, args, countdown),) = task.sent
     assert (name, args[0], countdown) == ("intercom.track_event", "bob", None)
 
 
@@ -103,19 +125,23 @@ def test_a_chained_head_that_must_wait_gets_a_task_of_its_own_action(redis, rt):
     result = deliver(task, runtime, person, head)
     assert result["delivered_in_task"] == {"identify_contact": 1, "track_event": 1}
     assert task.retried == []  # the identify task is not shown retrying a group
-    (name, args, countdown), = task.sent
+    ((name, args, countdown),) = task.sent
     assert name == "intercom.identify_company" and args == [person, result["waiting"]]
     assert 0 < countdown <= 60
 
 
 def test_the_tasks_own_delivery_that_must_wait_is_a_celery_retry(redis, rt):
     runtime = rt(rate_limit=2)
-    runtime.budget.observe(SimpleNamespace(status_code=200, headers={
-        "X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(runtime.redis.time()[0]) + 8)}))
+    runtime.budget.observe(
+        SimpleNamespace(
+            status_code=200,
+            headers={"X-RateLimit-Limit": "2", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(runtime.redis.time()[0]) + 8)},
+        )
+    )
     task = FakeTask()
     person, head = accept(redis, task, stream("dee", 1))
     with pytest.raises(Retry):
         deliver(task, runtime, person, head)
-    (args, countdown), = task.retried
+    ((args, countdown),) = task.retried
     assert args == [person, head] and 0 < countdown <= 60
     assert task.sent == []

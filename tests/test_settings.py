@@ -25,16 +25,19 @@ def test_api_url_overrides_the_region():
     assert settings.api_url == "http://127.0.0.1:9"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"INTERCOM_REGION": "mars"}, "INTERCOM_REGION must be one of"),
-    ({"INTERCOM_API_URL": "ftp://x"}, "INTERCOM_API_URL must be an http"),
-    ({"REDIS_URL": "unix:///tmp/redis.sock"}, "REDIS_URL must start with redis:// or rediss://"),
-    ({"MAPPINGS_FILE": "/nonexistent/mappings.yaml"}, "MAPPINGS_FILE names"),
-    ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be text or json"),
-    ({"RATE_LIMIT_SHARE": "1.5"}, "RATE_LIMIT_SHARE must be between 0.01 and 1.0"),
-    ({"RETRY_WINDOW_SECONDS": "soon"}, "RETRY_WINDOW_SECONDS must be a number"),
-    ({"MAX_BACKLOG": "0"}, "MAX_BACKLOG must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"INTERCOM_REGION": "mars"}, "INTERCOM_REGION must be one of"),
+        ({"INTERCOM_API_URL": "ftp://x"}, "INTERCOM_API_URL must be an http"),
+        ({"REDIS_URL": "unix:///tmp/redis.sock"}, "REDIS_URL must start with redis:// or rediss://"),
+        ({"MAPPINGS_FILE": "/nonexistent/mappings.yaml"}, "MAPPINGS_FILE names"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT must be text or json"),
+        ({"RATE_LIMIT_SHARE": "1.5"}, "RATE_LIMIT_SHARE must be between 0.01 and 1.0"),
+        ({"RETRY_WINDOW_SECONDS": "soon"}, "RETRY_WINDOW_SECONDS must be a number"),
+        ({"MAX_BACKLOG": "0"}, "MAX_BACKLOG must be at least 1"),
+    ],
+)
 def test_a_bad_value_names_its_variable(env, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)

@@ -100,12 +100,15 @@ def check() -> None:
         except Unauthorized:
             raise click.ClickException(
                 f"Intercom at {settings.api_url} refuses the access token (401): check INTERCOM_ACCESS_TOKEN, "
-                f"and INTERCOM_REGION if the workspace is hosted in the EU or Australia") from None
+                f"and INTERCOM_REGION if the workspace is hosted in the EU or Australia"
+            ) from None
         except IntercomError as exc:
             raise click.ClickException(f"Intercom at {settings.api_url} answered: {exc}") from None
     app = me.get("app") or {}
-    click.echo(f"ok: {me.get('name') or me.get('email')} on app {app.get('name')!r} "
-               f"({app.get('id_code')}, region {app.get('region')}) via {settings.api_url}")
+    click.echo(
+        f"ok: {me.get('name') or me.get('email')} on app {app.get('name')!r} "
+        f"({app.get('id_code')}, region {app.get('region')}) via {settings.api_url}"
+    )
 
 
 @main.group("dead-letters")
@@ -209,8 +212,9 @@ def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
 
 
 @main.command()
-@click.option("--people", default=40, show_default=True, type=click.IntRange(1, 10_000),
-              help="People in the sample stream (~9 events each).")
+@click.option(
+    "--people", default=40, show_default=True, type=click.IntRange(1, 10_000), help="People in the sample stream (~9 events each)."
+)
 @click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for delivery.")
 @click.option("--yes-send-to-intercom", is_flag=True, help="With INTERCOM_ACCESS_TOKEN set: really send the sample to that workspace.")
 @click.option("--ingest-url", help="Start nothing: send to this running relay (e.g. http://web:8000).")

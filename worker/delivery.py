@@ -158,8 +158,9 @@ def _deliver_one(task: Task, rt: Any, person: str, delivery: str, claimed: tuple
 
 def _perform(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any, attempts: int) -> dict:
     event = record["event"]
-    ctx = ActionContext(client=rt.client, contacts=rt.contacts, user_id=_str(event.get("userId")),
-                        anonymous_id=_str(event.get("anonymousId")))
+    ctx = ActionContext(
+        client=rt.client, contacts=rt.contacts, user_id=_str(event.get("userId")), anonymous_id=_str(event.get("anonymousId"))
+    )
     try:
         mapping = rt.mappings.get(record["mapping"])
         if mapping is None:
@@ -209,8 +210,7 @@ def _contact_known_in_task() -> bool:
 
 def _known(rt: Any, record: dict) -> bool:
     event = record["event"]
-    return rt.contacts.get(external_id=_str(event.get("userId")),
-                           anonymous_id=_str(event.get("anonymousId"))) is not None
+    return rt.contacts.get(external_id=_str(event.get("userId")), anonymous_id=_str(event.get("anonymousId"))) is not None
 
 
 def _release_anonymous_lane(task: Task, rt: Any, person: str, anonymous_id: str | None) -> None:
@@ -231,8 +231,7 @@ def _identify_first(task: Task, rt: Any, person: str) -> dict:
     return {"deferred_for": promoted}
 
 
-def _contact_not_found(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any,
-                       exc: ContactNotFound) -> dict:
+def _contact_not_found(task: Task, rt: Any, person: str, delivery: str, record: dict, action: Any, exc: ContactNotFound) -> dict:
     if not action.NEEDS_CONTACT:  # an identify never answers "no such contact"; treat as a retry
         return _retry(task, rt, person, delivery, record, exc)
     if rt.lanes.pending_identifies(person):
@@ -249,8 +248,10 @@ def _contact_not_found(task: Task, rt: Any, person: str, delivery: str, record: 
 
 def _unauthorized(task: Task, rt: Any, person: str, delivery: str) -> dict:
     if rt.pause.pause("Intercom answered 401: the access token is invalid or revoked"):
-        log.error("PAUSED: Intercom refuses the access token (401). No event is lost: delivery "
-                  "resumes once INTERCOM_ACCESS_TOKEN works again (intercom-relay check).")
+        log.error(
+            "PAUSED: Intercom refuses the access token (401). No event is lost: delivery "
+            "resumes once INTERCOM_ACCESS_TOKEN works again (intercom-relay check)."
+        )
     return _sleep(task, rt, person, delivery, rt.pause.probe_interval, why="destination paused")
 
 
@@ -259,8 +260,9 @@ def _retry(task: Task, rt: Any, person: str, delivery: str, record: dict, exc: E
     now = now_ms()
     first = first or now
     if out_of_window(first / 1000, now / 1000, rt.settings.retry_window):
-        return _dead_letter(task, rt, person, delivery, record, exc, attempts=attempts, first=first,
-                            reason=f"gave up after {attempts} attempts: {exc}")
+        return _dead_letter(
+            task, rt, person, delivery, record, exc, attempts=attempts, first=first, reason=f"gave up after {attempts} attempts: {exc}"
+        )
     delay = backoff(attempts + 1)
     rt.lanes.sleep(person, delivery, now + int(delay * 1000), attempt=(attempts + 1, first))
     _outcome(person, record, "retrying", attempts + 1, reason=str(exc))
@@ -287,12 +289,21 @@ def _wake_later(task: Task, person: str, delivery: str, delay: float) -> dict:
     return {"sleeping": delivery, "seconds": round(delay, 1)}
 
 
-def _dead_letter(task: Task, rt: Any, person: str, delivery: str, record: dict, exc: Exception, *,
-                 attempts: int | None = None, first: int | None = None, reason: str | None = None) -> dict:
+def _dead_letter(
+    task: Task,
+    rt: Any,
+    person: str,
+    delivery: str,
+    record: dict,
+    exc: Exception,
+    *,
+    attempts: int | None = None,
+    first: int | None = None,
+    reason: str | None = None,
+) -> dict:
     if attempts is None:
         attempts, first = rt.lanes.attempts(delivery)
-    body = letter(delivery, record, reason or _reason(exc), response=_response(exc),
-                  attempts=attempts + 1, first_failure_ms=first)
+    body = letter(delivery, record, reason or _reason(exc), response=_response(exc), attempts=attempts + 1, first_failure_ms=first)
     _outcome(person, record, "dead_lettered", attempts + 1, reason=body["reason"])
     _send_next(task, person, rt.lanes.finish(person, delivery, "dead_lettered", body))
     return {"dead_lettered": delivery, "reason": body["reason"]}
@@ -315,14 +326,28 @@ def _response(exc: Exception) -> dict | None:
     return None
 
 
-def _outcome(person: str, record: dict, status: str, attempts: int, *, reason: str | None = None,
-             calls: int | None = None) -> None:
+def _outcome(person: str, record: dict, status: str, attempts: int, *, reason: str | None = None, calls: int | None = None) -> None:
     """One log line per delivery outcome: person, action, status, attempts."""
-    extra = {"person": person, "action": record["action"], "status": status, "attempts": attempts,
-             "message_id": record["event"].get("messageId"), "reason": reason, "calls": calls}
+    extra = {
+        "person": person,
+        "action": record["action"],
+        "status": status,
+        "attempts": attempts,
+        "message_id": record["event"].get("messageId"),
+        "reason": reason,
+        "calls": calls,
+    }
     level = logging.WARNING if status in ("dead_lettered",) else logging.INFO
-    log.log(level, "%s %s %s (attempts=%d)%s", status, record["action"], person, attempts,
-            f": {reason}" if reason else "", extra={"delivery": extra})
+    log.log(
+        level,
+        "%s %s %s (attempts=%d)%s",
+        status,
+        record["action"],
+        person,
+        attempts,
+        f": {reason}" if reason else "",
+        extra={"delivery": extra},
+    )
 
 
 def _str(value: Any) -> str | None:

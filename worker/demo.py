@@ -79,6 +79,7 @@ class DemoOptions:
 
 # -- the processes -------------------------------------------------------------
 
+
 class Stack:
     """The processes the demo started, stopped in reverse order by pid."""
 
@@ -112,21 +113,22 @@ class Stack:
         from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: PLC0415
 
         token = "demo-" + secrets.token_hex(8)
-        handle = start_in_subprocess(FakeConfig(
-            tokens=(token,), rate_limit=DEMO_RATE_LIMIT, window_seconds=DEMO_WINDOW_SECONDS,
-            latency_ms=DEMO_LATENCY_MS))
+        handle = start_in_subprocess(
+            FakeConfig(tokens=(token,), rate_limit=DEMO_RATE_LIMIT, window_seconds=DEMO_WINDOW_SECONDS, latency_ms=DEMO_LATENCY_MS)
+        )
         self._exit.callback(handle.stop)
         self.started = True
-        self.say(f"Intercom: the fake (pid {handle.pid}) on {handle.url}, "
-                 f"{DEMO_RATE_LIMIT} calls per {DEMO_WINDOW_SECONDS}-s window, {DEMO_LATENCY_MS:g} ms latency")
+        self.say(
+            f"Intercom: the fake (pid {handle.pid}) on {handle.url}, "
+            f"{DEMO_RATE_LIMIT} calls per {DEMO_WINDOW_SECONDS}-s window, {DEMO_LATENCY_MS:g} ms latency"
+        )
         return handle.url, token, handle
 
     def child(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
         """A child process logging to a file; its own session, so Ctrl-C reaches only us and we stop it in order."""
         log = self.logs / f"{name}.log"
         with open(log, "ab") as out:
-            process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._exit.callback(stop_process, process)
         self.started = True
         self.say(f"{name}: pid {process.pid}, log {log}")
@@ -147,9 +149,28 @@ def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
 
 def worker_args(schedule: Path) -> list[str]:
     """A worker with beat inside (-B): one process for the demo; production runs beat apart."""
-    return [sys.executable, "-m", "celery", "-A", "worker", "worker", "-B", "-s", str(schedule),
-            "--pool", "threads", "-c", "16", "-n", "demo@%h", "--without-mingle", "--without-gossip",
-            "-E", "--loglevel", "INFO"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker",
+        "worker",
+        "-B",
+        "-s",
+        str(schedule),
+        "--pool",
+        "threads",
+        "-c",
+        "16",
+        "-n",
+        "demo@%h",
+        "--without-mingle",
+        "--without-gossip",
+        "-E",
+        "--loglevel",
+        "INFO",
+    ]
 
 
 def web_args(port: int) -> list[str]:
@@ -173,12 +194,13 @@ def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 
 
 # -- sending and watching ---------------------------------------------------------
 
+
 def send_stream(url: str, write_key: str, events: list[dict]) -> dict[str, int]:
     """POST the stream to /v1/batch in Segment-sized batches, as fast as it goes (the burst)."""
     sent = refused = 0
     with httpx.Client(base_url=url, auth=(write_key, ""), timeout=30) as client:
         for start in range(0, len(events), BATCH_SIZE):
-            batch = events[start:start + BATCH_SIZE]
+            batch = events[start : start + BATCH_SIZE]
             response = client.post("/v1/batch", json={"batch": batch})
             if response.status_code != 200:
                 raise DemoError(f"POST /v1/batch answered {response.status_code}: {response.text[:300]}")
@@ -199,9 +221,11 @@ def redis_counts(redis_url: str) -> Callable[[], dict[str, int]]:
 
 def metrics_counts(ingest_url: str) -> Callable[[], dict[str, int]]:
     """The same counters read from the ingestion server's /metrics (no Redis client needed)."""
+
     def read() -> dict[str, int]:
         text = httpx.get(f"{ingest_url}/metrics", timeout=10).text
         return {m[1]: int(float(m[2])) for m in re.finditer(r"^intercom_relay_(\w+) (\S+)$", text, re.M)}
+
     return read
 
 
@@ -210,8 +234,7 @@ def delta(now: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {name: value - before.get(name, 0) for name, value in now.items()}
 
 
-def watch(counts: Callable[[], dict[str, int]], before: dict[str, int], total: int,
-          timeout: float) -> tuple[dict[str, int], str]:
+def watch(counts: Callable[[], dict[str, int]], before: dict[str, int], total: int, timeout: float) -> tuple[dict[str, int], str]:
     """Show a bar of finished/accepted until the backlog is empty, stalls on parked events, or time runs out."""
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -222,8 +245,13 @@ def watch(counts: Callable[[], dict[str, int]], before: dict[str, int], total: i
             now = delta(counts(), before)
             done = min(total, sum(now.get(name, 0) for name in FINISHED))
             bar.update(done - bar.n)
-            bar.set_postfix(backlog=now.get("backlog", 0), calls=now.get("api_calls", 0),
-                            parked=now.get("parked", 0), retrying=now.get("retrying", 0), refresh=False)
+            bar.set_postfix(
+                backlog=now.get("backlog", 0),
+                calls=now.get("api_calls", 0),
+                parked=now.get("parked", 0),
+                retrying=now.get("retrying", 0),
+                refresh=False,
+            )
             if done != seen:
                 seen, last_progress = done, time.monotonic()
             if now.get("accepted", 0) >= total and now.get("backlog", 0) <= 0:
@@ -238,6 +266,7 @@ def watch(counts: Callable[[], dict[str, int]], before: dict[str, int], total: i
 
 # -- what Intercom holds ------------------------------------------------------------
 
+
 def observed_state(state: dict[str, Any], stream: SampleStream) -> dict[str, Any]:
     """The fake's /_fake/state in the terms of ``SampleStream.expected_state()``.
 
@@ -249,13 +278,21 @@ def observed_state(state: dict[str, Any], stream: SampleStream) -> dict[str, Any
     key_of_id = {c["id"]: key_of_email.get(c.get("email"), f"?{c['id']}") for c in live}
     company_of_id = {c["id"]: c["company_id"] for c in state["companies"]}
     return {
-        "contacts": {key_of_id[c["id"]]: {"role": c["role"], "external_id": c.get("external_id"),
-                                          "email": c.get("email"), "name": c.get("name")} for c in live},
-        "events": {key_of_id[cid]: sorted((e["event_name"], e["created_at"]) for e in events)
-                   for cid, events in state["events"].items() if cid in key_of_id},
+        "contacts": {
+            key_of_id[c["id"]]: {"role": c["role"], "external_id": c.get("external_id"), "email": c.get("email"), "name": c.get("name")}
+            for c in live
+        },
+        "events": {
+            key_of_id[cid]: sorted((e["event_name"], e["created_at"]) for e in events)
+            for cid, events in state["events"].items()
+            if cid in key_of_id
+        },
         "companies": {c["company_id"]: c["name"] for c in state["companies"]},
-        "attachments": sorted((key_of_id[a["contact_id"]], company_of_id.get(a["company_id"], a["company_id"]))
-                              for a in state["attachments"] if a["contact_id"] in key_of_id),
+        "attachments": sorted(
+            (key_of_id[a["contact_id"]], company_of_id.get(a["company_id"], a["company_id"]))
+            for a in state["attachments"]
+            if a["contact_id"] in key_of_id
+        ),
     }
 
 
@@ -283,41 +320,60 @@ def stream_summary(stream: SampleStream) -> str:
     kinds = Counter(p.kind for p in stream.persons)
     types = Counter(e["type"] for e in stream.events)
     early = sum(1 for p in stream.persons if p.index % 2 == 0) if stream.adversarial else 0
-    return (f"{len(stream.events)} events for {stream.people} people ({kinds['user']} users, {kinds['lead']} leads, "
-            f"{kinds['converted']} leads who become users): {types['identify']} identify, {types['track']} track, "
-            f"{types['group']} group; {early} people's tracks arrive before their identify")
+    return (
+        f"{len(stream.events)} events for {stream.people} people ({kinds['user']} users, {kinds['lead']} leads, "
+        f"{kinds['converted']} leads who become users): {types['identify']} identify, {types['track']} track, "
+        f"{types['group']} group; {early} people's tracks arrive before their identify"
+    )
 
 
-def format_report(*, elapsed: float, sent: dict[str, int], counts: dict[str, int], outcome: str,
-                  state: dict[str, Any] | None, stats: dict[str, Any] | None,
-                  diffs: list[str] | None, limit: int | str = "?") -> str:
+def format_report(
+    *,
+    elapsed: float,
+    sent: dict[str, int],
+    counts: dict[str, int],
+    outcome: str,
+    state: dict[str, Any] | None,
+    stats: dict[str, Any] | None,
+    diffs: list[str] | None,
+    limit: int | str = "?",
+) -> str:
     """The closing summary: what Intercom holds, the pipeline's counts, and the verdict."""
     out = ["", f"Finished in {elapsed:.1f} s ({outcome})."]
     if state is not None and stats is not None:
         c = state["counts"]
         windows = stats.get("windows", [])
-        out += ["", "What Intercom (the fake) now holds:",
-                f"  contacts     {c['contacts']:>5}   ({c['users']} users, {c['leads']} leads; "
-                f"{c['merged']} leads merged into their user)",
-                f"  events       {c['events']:>5}   (duplicates refused by Intercom: {c['duplicate_events']})",
-                f"  companies    {c['companies']:>5}",
-                f"  attachments  {len(state['attachments']):>5}",
-                f"  API calls    {stats['total']:>5}   over {len(windows)} rate-limit windows, at most "
-                f"{stats['max_accepted_in_window']} accepted in one (limit {limit}); "
-                f"429 answers: {stats['rate_limited']}" + (", each waited out" if stats["rate_limited"] else "")]
+        out += [
+            "",
+            "What Intercom (the fake) now holds:",
+            f"  contacts     {c['contacts']:>5}   ({c['users']} users, {c['leads']} leads; {c['merged']} leads merged into their user)",
+            f"  events       {c['events']:>5}   (duplicates refused by Intercom: {c['duplicate_events']})",
+            f"  companies    {c['companies']:>5}",
+            f"  attachments  {len(state['attachments']):>5}",
+            f"  API calls    {stats['total']:>5}   over {len(windows)} rate-limit windows, at most "
+            f"{stats['max_accepted_in_window']} accepted in one (limit {limit}); "
+            f"429 answers: {stats['rate_limited']}" + (", each waited out" if stats["rate_limited"] else ""),
+        ]
     delivered = max(counts.get("delivered", 0), 1)
-    out += ["", "Pipeline (intercom-relay status, this run):",
-            "  " + " · ".join(f"{name.replace('_', '-')} {counts.get(name, 0)}" for name in
-                              ("accepted", "refused", "delivered", "filtered", "duplicate", "dead_lettered",
-                               "parked", "retrying", "backlog")),
-            f"  sent {sent['sent']} events over HTTP ({sent['refused']} refused); "
-            f"{counts.get('api_calls', 0) / delivered:.2f} API calls per delivered event; "
-            f"429s seen by the workers: {counts.get('rate_limited', 0)}"]
+    out += [
+        "",
+        "Pipeline (intercom-relay status, this run):",
+        "  "
+        + " · ".join(
+            f"{name.replace('_', '-')} {counts.get(name, 0)}"
+            for name in ("accepted", "refused", "delivered", "filtered", "duplicate", "dead_lettered", "parked", "retrying", "backlog")
+        ),
+        f"  sent {sent['sent']} events over HTTP ({sent['refused']} refused); "
+        f"{counts.get('api_calls', 0) / delivered:.2f} API calls per delivered event; "
+        f"429s seen by the workers: {counts.get('rate_limited', 0)}",
+    ]
     if diffs is None:
         out += ["", "Intercom is real: open the workspace to see the sample contacts (person<N>@example.com)."]
     elif not diffs:
-        out += ["", "Compared with SampleStream.expected_state(): MATCH — every contact, role, name, event, "
-                    "company and attachment is as expected."]
+        out += [
+            "",
+            "Compared with SampleStream.expected_state(): MATCH — every contact, role, name, event, company and attachment is as expected.",
+        ]
     else:
         out += ["", f"Compared with SampleStream.expected_state(): {len(diffs)} DIFFERENCE(S):"]
         out += [f"  - {line}" for line in diffs[:15]]
@@ -327,6 +383,7 @@ def format_report(*, elapsed: float, sent: dict[str, int], counts: dict[str, int
 
 
 # -- the demo ---------------------------------------------------------------------
+
 
 def run(options: DemoOptions, say: Callable[[str], None] = print) -> int:
     """Run the demo; 0 when Intercom ends up as expected, 1 otherwise."""
@@ -338,7 +395,8 @@ def run(options: DemoOptions, say: Callable[[str], None] = print) -> int:
             "INTERCOM_ACCESS_TOKEN is set, so the demo would send its sample stream "
             f"({options.people} made-up people, person<N>@example.com) to your real Intercom workspace. "
             "Pass --yes-send-to-intercom if that is what you want, or unset INTERCOM_ACCESS_TOKEN "
-            "to run against the fake Intercom.")
+            "to run against the fake Intercom."
+        )
     stream = SampleStream(people=options.people, adversarial=True, seed=options.seed)
     say(f"Sample stream: {stream_summary(stream)}")
     with _sigterm_as_interrupt(), Stack(say) as stack:
@@ -357,8 +415,18 @@ def run(options: DemoOptions, say: Callable[[str], None] = print) -> int:
         if fake is not None:
             state, stats, limit = fake.state(), fake.stats(), fake.config()["rate_limit"]
             diffs = differences(stream.expected_state(), observed_state(state, stream))
-        say(format_report(elapsed=time.monotonic() - started, sent=sent, counts=now, outcome=outcome,
-                          state=state, stats=stats, diffs=diffs, limit=limit))
+        say(
+            format_report(
+                elapsed=time.monotonic() - started,
+                sent=sent,
+                counts=now,
+                outcome=outcome,
+                state=state,
+                stats=stats,
+                diffs=diffs,
+                limit=limit,
+            )
+        )
         if outcome != "done" or diffs:
             say(f"\nLogs of the processes the demo started: {stack.logs}")
         return 0 if outcome == "done" and not diffs else 1
@@ -420,4 +488,3 @@ class _sigterm_as_interrupt:
     @staticmethod
     def _raise(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
-

@@ -41,12 +41,18 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> "Runtime":
         redis = redis_lib.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-        lanes = Lanes(redis, lease_seconds=settings.lease_seconds, dispatch_seconds=settings.dispatch_seconds,
-                      park_hold_seconds=settings.park_hold)
+        lanes = Lanes(
+            redis, lease_seconds=settings.lease_seconds, dispatch_seconds=settings.dispatch_seconds, park_hold_seconds=settings.park_hold
+        )
         budget = RateBudget(redis, settings.token_id, share=settings.rate_share)
         return cls(
-            settings=settings, redis=redis, lanes=lanes, contacts=ContactCache(redis),
-            counters=Counters(redis), dead_letters=DeadLetters(redis, lanes), budget=budget,
+            settings=settings,
+            redis=redis,
+            lanes=lanes,
+            contacts=ContactCache(redis),
+            counters=Counters(redis),
+            dead_letters=DeadLetters(redis, lanes),
+            budget=budget,
             pause=Pause(redis, settings.token_id, settings.pause_probe_seconds),
             client=IntercomClient.from_settings(settings, budget=RenewingBudget(budget, lanes)),
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},

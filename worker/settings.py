@@ -82,9 +82,7 @@ class Settings:
         env = os.environ if env is None else env
         region = env.get("INTERCOM_REGION", "us").strip().lower() or "us"
         if region not in REGIONS:
-            raise SettingsError(
-                f"INTERCOM_REGION must be one of {', '.join(REGIONS)}; got {region!r}"
-            )
+            raise SettingsError(f"INTERCOM_REGION must be one of {', '.join(REGIONS)}; got {region!r}")
         api_url = env.get("INTERCOM_API_URL", "").strip() or REGIONS[region]
         if not api_url.startswith(("http://", "https://")):
             raise SettingsError(f"INTERCOM_API_URL must be an http(s) URL; got {api_url!r}")

@@ -51,8 +51,7 @@ def ingest(task: Task, envelopes: list[dict]) -> dict:
         seq, event = envelope["seq"], envelope["event"]
         person = person_of(event)
         chosen = select(mappings, event)
-        deliveries = [(delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event))
-                      for i, m in enumerate(chosen)]
+        deliveries = [(delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event)) for i, m in enumerate(chosen)]
         rt.lanes.ingest(seq, person, str(event.get("messageId") or seq), deliveries, pipe=pipe)
         people.append(person)
     woken = [(person, head) for person, head in zip(people, pipe.execute()) if head]
@@ -76,8 +75,13 @@ def sweep(task: Task) -> dict:
     trimmed = rt.dead_letters.trim()
     resumed = _probe_pause(rt)
     if woken or expired or trimmed or resumed:
-        log.info("sweep: resent %d lanes, dead-lettered %d parked, trimmed %d dead letters%s",
-                 len(woken), expired, trimmed, ", destination resumed" if resumed else "")
+        log.info(
+            "sweep: resent %d lanes, dead-lettered %d parked, trimmed %d dead letters%s",
+            len(woken),
+            expired,
+            trimmed,
+            ", destination resumed" if resumed else "",
+        )
     return {"resent": len(woken), "expired_parked": expired, "trimmed": trimmed}
 
 

@@ -32,8 +32,9 @@ def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Callable[..., Action
     client = IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(stub))
 
     def make(*, user_id: str | None = None, anonymous_id: str | None = None) -> ActionContext:
-        return ActionContext(client=client, contacts=contacts, user_id=user_id, anonymous_id=anonymous_id,
-                             log=logging.getLogger("tests.actions"))
+        return ActionContext(
+            client=client, contacts=contacts, user_id=user_id, anonymous_id=anonymous_id, log=logging.getLogger("tests.actions")
+        )
 
     yield make
     client.close()

@@ -15,14 +15,32 @@ COMPANY = {"type": "company", "id": "6762f0e11bb69f9f2193bba2", "company_id": "a
 
 
 def test_body_holds_only_company_fields_converted() -> None:
-    fields = load_fields(identify_company.Fields, {
-        "company_id": 77, "name": "Acme", "monthly_spend": 155.98, "plan": "pro", "size": "12",
-        "website": "https://acme.example", "industry": "Anvils", "remote_created_at": "2020-01-01T00:00:00Z",
-        "custom_attributes": {"tier": "gold"}, "external_id": "u1", "email": "a@x.io", "contact_id": "c1",
-    })
+    fields = load_fields(
+        identify_company.Fields,
+        {
+            "company_id": 77,
+            "name": "Acme",
+            "monthly_spend": 155.98,
+            "plan": "pro",
+            "size": "12",
+            "website": "https://acme.example",
+            "industry": "Anvils",
+            "remote_created_at": "2020-01-01T00:00:00Z",
+            "custom_attributes": {"tier": "gold"},
+            "external_id": "u1",
+            "email": "a@x.io",
+            "contact_id": "c1",
+        },
+    )
     assert identify_company.build_body(fields) == {
-        "company_id": "77", "name": "Acme", "monthly_spend": 155, "plan": "pro", "size": 12,
-        "website": "https://acme.example", "industry": "Anvils", "remote_created_at": 1577836800,
+        "company_id": "77",
+        "name": "Acme",
+        "monthly_spend": 155,
+        "plan": "pro",
+        "size": 12,
+        "website": "https://acme.example",
+        "industry": "Anvils",
+        "remote_created_at": 1577836800,
         "custom_attributes": {"tier": "gold"},
     }
 
@@ -73,11 +91,18 @@ def test_the_lead_of_the_anonymous_id_is_attached(stub, make_ctx, contacts) -> N
 
 def test_an_uncached_contact_is_searched_by_external_id_then_email(stub, make_ctx, contacts) -> None:
     stub.expect("POST", "/companies", answer=COMPANY)
-    stub.expect("POST", "/contacts/search", answer=found(),
-                body={"query": {"field": "external_id", "operator": "=", "value": "u1"},
-                      "pagination": {"per_page": 10}})
-    stub.expect("POST", "/contacts/search", answer=found(contact("c3")),
-                body={"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 10}})
+    stub.expect(
+        "POST",
+        "/contacts/search",
+        answer=found(),
+        body={"query": {"field": "external_id", "operator": "=", "value": "u1"}, "pagination": {"per_page": 10}},
+    )
+    stub.expect(
+        "POST",
+        "/contacts/search",
+        answer=found(contact("c3")),
+        body={"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 10}},
+    )
     stub.expect("POST", "/contacts/c3/companies", answer=COMPANY)
     result = perform(make_ctx(user_id="u1"), {"company_id": "acme", "external_id": "u1", "email": "a@x.io"})
     assert (result["contact_id"], result["calls"]) == ("c3", 4)

@@ -21,15 +21,30 @@ EXISTS = "A contact matching those details already exists with id={}"
 
 
 def test_body_converts_timestamps_and_keeps_the_rest() -> None:
-    fields = load_fields(identify_contact.Fields, {
-        "role": "user", "external_id": 42, "email": "ann@example.com", "name": "Ann",
-        "signed_up_at": "2024-01-02T03:04:05+02:00", "last_seen_at": "2024-01-02T01:04:05Z",
-        "owner_id": 321, "unsubscribed_from_emails": False, "custom_attributes": {"plan": "pro"},
-    })
+    fields = load_fields(
+        identify_contact.Fields,
+        {
+            "role": "user",
+            "external_id": 42,
+            "email": "ann@example.com",
+            "name": "Ann",
+            "signed_up_at": "2024-01-02T03:04:05+02:00",
+            "last_seen_at": "2024-01-02T01:04:05Z",
+            "owner_id": 321,
+            "unsubscribed_from_emails": False,
+            "custom_attributes": {"plan": "pro"},
+        },
+    )
     assert identify_contact.build_body(fields) == {
-        "role": "user", "external_id": "42", "email": "ann@example.com", "name": "Ann",
-        "signed_up_at": 1704157445, "last_seen_at": 1704157445, "owner_id": "321",
-        "unsubscribed_from_emails": False, "custom_attributes": {"plan": "pro"},
+        "role": "user",
+        "external_id": "42",
+        "email": "ann@example.com",
+        "name": "Ann",
+        "signed_up_at": 1704157445,
+        "last_seen_at": 1704157445,
+        "owner_id": "321",
+        "unsubscribed_from_emails": False,
+        "custom_attributes": {"plan": "pro"},
     }
 
 
@@ -62,10 +77,8 @@ def test_invalid_fields_are_named(raw: dict, field: str, make_ctx) -> None:
 
 
 def test_a_new_user_costs_one_create(stub, make_ctx, contacts) -> None:
-    stub.expect("POST", "/contacts", answer=contact("c1"),
-                body={"role": "user", "external_id": "u1", "email": "ann@example.com"})
-    result = perform(make_ctx(user_id="u1", anonymous_id="anon1"),
-                     {"role": "user", "external_id": "u1", "email": "ann@example.com"})
+    stub.expect("POST", "/contacts", answer=contact("c1"), body={"role": "user", "external_id": "u1", "email": "ann@example.com"})
+    result = perform(make_ctx(user_id="u1", anonymous_id="anon1"), {"role": "user", "external_id": "u1", "email": "ann@example.com"})
     assert result == {"contact_id": "c1", "role": "user", "merged_leads": [], "calls": 1}
     assert contacts.get(external_id="u1") == CachedContact("c1", "user")
     assert contacts.get(email="ANN@example.com") == CachedContact("c1", "user")
@@ -113,10 +126,11 @@ def test_a_cached_user_gone_from_intercom_is_forgotten_and_created(status, stub,
 
 
 def test_an_email_only_user_is_searched_among_users_then_updated(stub, make_ctx, contacts) -> None:
-    query = {"operator": "AND", "value": [{"field": "email", "operator": "=", "value": "ann@example.com"},
-                                          {"field": "role", "operator": "=", "value": "user"}]}
-    stub.expect("POST", "/contacts/search", answer=found(contact("c1")),
-                body={"query": query, "pagination": {"per_page": 10}})
+    query = {
+        "operator": "AND",
+        "value": [{"field": "email", "operator": "=", "value": "ann@example.com"}, {"field": "role", "operator": "=", "value": "user"}],
+    }
+    stub.expect("POST", "/contacts/search", answer=found(contact("c1")), body={"query": query, "pagination": {"per_page": 10}})
     stub.expect("PUT", "/contacts/c1", answer=contact("c1"), body={"role": "user", "email": "ann@example.com"})
     result = perform(make_ctx(anonymous_id="anon1"), {"role": "user", "email": "ann@example.com"})
     assert (result["contact_id"], result["calls"]) == ("c1", 2)
@@ -163,8 +177,9 @@ def test_a_user_identify_merges_the_lead_of_the_same_anonymous_id(stub, make_ctx
     contacts.remember("lead1", "lead", anonymous_id="anon1")
     contacts.remember_membership("lead1", "co1")
     stub.expect("POST", "/contacts", answer=contact("user1"), body={"role": "user", "external_id": "u1"})
-    stub.expect("POST", "/contacts/merge", answer=contact("user1"),
-                body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True})
+    stub.expect(
+        "POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True}
+    )
     result = perform(make_ctx(user_id="u1", anonymous_id="anon1"), {"role": "user", "external_id": "u1"})
     assert result == {"contact_id": "user1", "role": "user", "merged_leads": ["lead1"], "calls": 2}
     assert contacts.get(anonymous_id="anon1") == CachedContact("user1", "user")
@@ -175,10 +190,10 @@ def test_a_user_identify_merges_the_lead_of_the_same_anonymous_id(stub, make_ctx
 def test_a_user_identify_merges_the_lead_with_the_same_email(stub, make_ctx, contacts) -> None:
     contacts.remember("lead1", "lead", email="ann@example.com", anonymous_id="other-device")
     stub.expect("POST", "/contacts", answer=contact("user1"))
-    stub.expect("POST", "/contacts/merge", answer=contact("user1"),
-                body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True})
-    result = perform(make_ctx(user_id="u1", anonymous_id="anon1"),
-                     {"role": "user", "external_id": "u1", "email": "ann@example.com"})
+    stub.expect(
+        "POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True}
+    )
+    result = perform(make_ctx(user_id="u1", anonymous_id="anon1"), {"role": "user", "external_id": "u1", "email": "ann@example.com"})
     assert (result["merged_leads"], result["calls"]) == (["lead1"], 2)
     assert contacts.get(email="ann@example.com") == CachedContact("user1", "user")
     assert contacts.get(anonymous_id="other-device") == CachedContact("user1", "user")
@@ -262,8 +277,7 @@ def test_a_refused_lead_creation_leaves_no_note(stub, make_ctx, contacts) -> Non
 
 def test_a_lead_creation_the_budget_held_back_leaves_no_note(make_ctx, contacts) -> None:
     ctx = make_ctx(anonymous_id="anon1")
-    ctx.client._budget = SimpleNamespace(acquire=lambda: (_ for _ in ()).throw(RateLimited("spent", reset_at=1.0)),
-                                         observe=lambda *a: None)
+    ctx.client._budget = SimpleNamespace(acquire=lambda: (_ for _ in ()).throw(RateLimited("spent", reset_at=1.0)), observe=lambda *a: None)
     with pytest.raises(RateLimited):
         perform(ctx, {"role": "lead", "email": "ann@example.com"})
     assert contacts.begin_lead_create("anon1", 0.0) is None  # the retry makes the lead without searching
@@ -292,8 +306,9 @@ def test_a_lead_whose_merge_into_its_user_failed_is_merged_by_the_retry(stub, ma
         perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
     # The retry finds the person converted, updates the user and folds the lead in.
     stub.expect("PUT", "/contacts/user1", answer=contact("user1"))
-    stub.expect("POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1",
-                                                                          "skip_duplicate_validation": True})
+    stub.expect(
+        "POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True}
+    )
     result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
     assert (result["contact_id"], result["role"], result["merged_leads"]) == ("user1", "user", ["lead1"])
     assert contacts.begin_lead_create("anon1", 0.0) is None
@@ -313,8 +328,9 @@ def test_a_converted_persons_redelivered_lead_identify_merges_the_lead_it_made(s
     contacts.link_anonymous("anon1", "user1", "user")  # the user identify, in the other lane, ran meanwhile
     stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")))
     stub.expect("PUT", "/contacts/user1", answer=contact("user1"))
-    stub.expect("POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1",
-                                                                          "skip_duplicate_validation": True})
+    stub.expect(
+        "POST", "/contacts/merge", answer=contact("user1"), body={"from": "lead1", "into": "user1", "skip_duplicate_validation": True}
+    )
     result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
     assert (result["contact_id"], result["merged_leads"]) == ("user1", ["lead1"])
     assert contacts.begin_lead_create("anon1", 0.0) is None

@@ -22,11 +22,11 @@ def body_of(raw: dict) -> dict:
 # -- body ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("revenue", "cents"), [(19.99, 1999), (0.1 + 0.2, 30), (1.005, 101), ("12.5", 1250),
-                                                (100, 10000), (-4.99, -499), (0.125, 13)])
+@pytest.mark.parametrize(
+    ("revenue", "cents"), [(19.99, 1999), (0.1 + 0.2, 30), (1.005, 101), ("12.5", 1250), (100, 10000), (-4.99, -499), (0.125, 13)]
+)
 def test_revenue_becomes_integer_cents(revenue, cents) -> None:
-    body = body_of({"event_name": "Order Completed", "created_at": 1, "user_id": "u1", "revenue": revenue,
-                    "currency": "EUR"})
+    body = body_of({"event_name": "Order Completed", "created_at": 1, "user_id": "u1", "revenue": revenue, "currency": "EUR"})
     assert body["metadata"]["price"] == {"amount": cents, "currency": "EUR"}
     assert isinstance(body["metadata"]["price"]["amount"], int)
 
@@ -38,16 +38,25 @@ def test_currency_defaults_to_usd_with_revenue_only() -> None:
 
 
 def test_email_revenue_and_currency_are_taken_out_of_metadata() -> None:
-    body = body_of({"event_name": "Order Completed", "created_at": "2024-01-02T03:04:05.678+02:00", "user_id": "u1",
-                    "revenue": 19.99,
-                    "metadata": {"email": "a@x.io", "revenue": 19.99, "currency": "USD", "order_id": "o1"}})
-    assert body == {"event_name": "Order Completed", "created_at": 1704157445, "user_id": "u1",
-                    "metadata": {"price": {"amount": 1999, "currency": "USD"}, "order_id": "o1"}}
+    body = body_of(
+        {
+            "event_name": "Order Completed",
+            "created_at": "2024-01-02T03:04:05.678+02:00",
+            "user_id": "u1",
+            "revenue": 19.99,
+            "metadata": {"email": "a@x.io", "revenue": 19.99, "currency": "USD", "order_id": "o1"},
+        }
+    )
+    assert body == {
+        "event_name": "Order Completed",
+        "created_at": 1704157445,
+        "user_id": "u1",
+        "metadata": {"price": {"amount": 1999, "currency": "USD"}, "order_id": "o1"},
+    }
 
 
 def test_dots_and_dollars_in_names_are_sent_unchanged() -> None:
-    body = body_of({"event_name": "cart.updated $total", "created_at": 1, "user_id": "u1",
-                    "metadata": {"a.b": 1, "$c": "d"}})
+    body = body_of({"event_name": "cart.updated $total", "created_at": 1, "user_id": "u1", "metadata": {"a.b": 1, "$c": "d"}})
     assert body["event_name"] == "cart.updated $total"
     assert body["metadata"] == {"a.b": 1, "$c": "d"}
 
@@ -64,8 +73,13 @@ def test_nested_metadata_is_flattened_one_level_and_the_rest_reported() -> None:
         "empty": {},
     }
     kept, dropped = track_event.flatten_metadata(metadata)
-    assert kept == {"plan_name": "pro", "plan_seats": 3, "article": metadata["article"],
-                    "refund": {"amount": 500, "currency": "eur"}, "paid": True}
+    assert kept == {
+        "plan_name": "pro",
+        "plan_seats": 3,
+        "article": metadata["article"],
+        "refund": {"amount": 500, "currency": "eur"},
+        "paid": True,
+    }
     assert dropped == ["plan.features", "plan.limits", "plan.note", "tags", "gone", "nan", "empty"]
 
 
@@ -85,8 +99,10 @@ def test_a_flattened_key_never_overwrites_an_earlier_one() -> None:
 def test_dropped_keys_are_logged_by_name(stub, make_ctx, caplog) -> None:
     stub.expect("POST", "/events", status=202)
     caplog.set_level(logging.WARNING)
-    result = perform(make_ctx(user_id="u1"), {"event_name": "x", "created_at": 1, "user_id": "u1",
-                                              "metadata": {f"k{i}": i for i in range(11)} | {"list": [1]}})
+    result = perform(
+        make_ctx(user_id="u1"),
+        {"event_name": "x", "created_at": 1, "user_id": "u1", "metadata": {f"k{i}": i for i in range(11)} | {"list": [1]}},
+    )
     assert result["dropped_metadata"] == ["k10", "list"]
     assert "k10, list" in caplog.text
 
@@ -112,21 +128,28 @@ def test_invalid_fields_are_named(raw: dict, field: str, make_ctx) -> None:
 
 
 def test_by_user_id_costs_one_call(stub, make_ctx) -> None:
-    stub.expect("POST", "/events", status=202,
-                body={"event_name": "Signed Up", "created_at": 1700000000, "user_id": "u1",
-                      "metadata": {"plan": "pro"}})
-    result = perform(make_ctx(user_id="u1"), {"event_name": "Signed Up", "created_at": "2023-11-14T22:13:20Z",
-                                              "user_id": "u1", "email": "a@x.io", "metadata": {"plan": "pro"}})
+    stub.expect(
+        "POST",
+        "/events",
+        status=202,
+        body={"event_name": "Signed Up", "created_at": 1700000000, "user_id": "u1", "metadata": {"plan": "pro"}},
+    )
+    result = perform(
+        make_ctx(user_id="u1"),
+        {"event_name": "Signed Up", "created_at": "2023-11-14T22:13:20Z", "user_id": "u1", "email": "a@x.io", "metadata": {"plan": "pro"}},
+    )
     assert result == {"contact_id": None, "user_id": "u1", "dropped_metadata": [], "calls": 1}
 
 
 def test_by_email_of_a_lead_searches_then_sends_by_intercom_id(stub, make_ctx, contacts) -> None:
-    stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")),
-                body={"query": {"field": "email", "operator": "=", "value": "ann@example.com"},
-                      "pagination": {"per_page": 10}})
+    stub.expect(
+        "POST",
+        "/contacts/search",
+        answer=found(contact("lead1", "lead")),
+        body={"query": {"field": "email", "operator": "=", "value": "ann@example.com"}, "pagination": {"per_page": 10}},
+    )
     stub.expect("POST", "/events", status=202, body={"event_name": "Viewed", "created_at": 5, "id": "lead1"})
-    result = perform(make_ctx(anonymous_id="anon1"), {"event_name": "Viewed", "created_at": 5,
-                                                      "email": "ann@example.com"})
+    result = perform(make_ctx(anonymous_id="anon1"), {"event_name": "Viewed", "created_at": 5, "email": "ann@example.com"})
     assert (result["contact_id"], result["calls"]) == ("lead1", 2)
     assert contacts.get(email="ann@example.com") == CachedContact("lead1", "lead")
 

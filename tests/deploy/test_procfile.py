@@ -76,9 +76,14 @@ def test_the_procfile_stack_delivers_and_flower_sees_it(redis, redis_url: str, f
     web_port, flower_port = free_port(), free_port()
     write_key, flower_auth = "wk-" + secrets.token_hex(8), ("ops", secrets.token_hex(8))
     settings = {
-        "REDIS_URL": redis_url, "INTERCOM_API_URL": fake.url, "INTERCOM_ACCESS_TOKEN": token,
-        "WRITE_KEYS": write_key, "PORT": str(web_port), "FLOWER_PORT": str(flower_port),
-        "FLOWER_BASIC_AUTH": ":".join(flower_auth), "BEAT_SCHEDULE_FILE": str(tmp_path / "beat-schedule"),
+        "REDIS_URL": redis_url,
+        "INTERCOM_API_URL": fake.url,
+        "INTERCOM_ACCESS_TOKEN": token,
+        "WRITE_KEYS": write_key,
+        "PORT": str(web_port),
+        "FLOWER_PORT": str(flower_port),
+        "FLOWER_BASIC_AUTH": ":".join(flower_auth),
+        "BEAT_SCHEDULE_FILE": str(tmp_path / "beat-schedule"),
     }
     env = child_env(**settings)
     intercom_relay_on_path(env, tmp_path / "bin")
@@ -86,8 +91,25 @@ def test_the_procfile_stack_delivers_and_flower_sees_it(redis, redis_url: str, f
     env_file = tmp_path / "test.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     log = tmp_path / "honcho.log"
-    honcho = start([sys.executable, "-m", "honcho", "-f", str(PROCFILE), "-d", str(ROOT), "-e", str(env_file),
-                    "--no-colour", "start", "-p", str(web_port)], env, log)
+    honcho = start(
+        [
+            sys.executable,
+            "-m",
+            "honcho",
+            "-f",
+            str(PROCFILE),
+            "-d",
+            str(ROOT),
+            "-e",
+            str(env_file),
+            "--no-colour",
+            "start",
+            "-p",
+            str(web_port),
+        ],
+        env,
+        log,
+    )
     web, flower = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{flower_port}"
     children: set[int] = set()
     try:
@@ -100,11 +122,13 @@ def test_the_procfile_stack_delivers_and_flower_sees_it(redis, redis_url: str, f
 
         auth = httpx.BasicAuth(*flower_auth)
         assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401, "Flower must ask for credentials"
-        workers = wait_until(lambda: httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, auth=auth,
-                                               timeout=15).json(), 60, "Flower to list the worker")
+        workers = wait_until(
+            lambda: httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, auth=auth, timeout=15).json(),
+            60,
+            "Flower to list the worker",
+        )
         assert any(name.startswith("celery@") for name in workers), workers
-        tasks = wait_until(lambda: flower_tasks(flower, auth, "intercom.identify_contact"), 60,
-                           "Flower to show the identify task")
+        tasks = wait_until(lambda: flower_tasks(flower, auth, "intercom.identify_contact"), 60, "Flower to show the identify task")
         assert {t["state"] for t in tasks} == {"SUCCESS"}, tasks
         # The track ran in a task of its own, or in the identify's task, whose result counts it.
         tracks = flower_tasks(flower, auth, "intercom.track_event")

@@ -49,8 +49,7 @@ def sample_events() -> list[dict]:
     for n in range(PEOPLE):
         person = f"shutdown-user-{n}"
         events.append({"type": "identify", "userId": person, "traits": {"email": f"{person}@example.com"}})
-        events += [{"type": "track", "userId": person, "event": f"Step {k}",
-                    "timestamp": f"2026-01-01T00:00:0{k}Z"} for k in range(TRACKS)]
+        events += [{"type": "track", "userId": person, "event": f"Step {k}", "timestamp": f"2026-01-01T00:00:0{k}Z"} for k in range(TRACKS)]
     return [validate_event(e, received_at=now) for e in events]
 
 
@@ -64,8 +63,7 @@ def active_action_tasks(app) -> list[dict]:
 
 @pytest.mark.e2e
 @pytest.mark.timeout(240)
-def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_url: str, slow_fake,
-                                                                   tmp_path: Path) -> None:
+def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_url: str, slow_fake, tmp_path: Path) -> None:
     fake, token = slow_fake
     env = child_env(REDIS_URL=redis_url, INTERCOM_API_URL=fake.url, INTERCOM_ACCESS_TOKEN=token)
     settings = Settings.from_env(env)
@@ -73,14 +71,16 @@ def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_u
     events = sample_events()
     Enqueuer(redis, app, max_backlog=10_000).accept(events)
 
-    beat = start([sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(tmp_path / "beat-schedule"),
-                  "--loglevel", "INFO"], env, tmp_path / "beat.log")
+    beat = start(
+        [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
+        env,
+        tmp_path / "beat.log",
+    )
     first_log, second_log = tmp_path / "w1.log", tmp_path / "w2.log"
     first = celery_worker(env, first_log, "w1")
     second = None
     try:
-        in_flight = wait_until(lambda: len(active := active_action_tasks(app)) >= 3 and active, 60,
-                               "three action tasks in flight")
+        in_flight = wait_until(lambda: len(active := active_action_tasks(app)) >= 3 and active, 60, "three action tasks in flight")
         time.sleep(0.3)  # well inside the fake's 3 s: the calls are on the wire
         sigterm_at = time.time()
         delivered_before = Counters(redis).snapshot()["delivered"]
@@ -100,8 +100,7 @@ def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_u
 
         # A new worker delivers the rest; nothing was lost.
         second = celery_worker(env, second_log, "w2")
-        counts = wait_until(lambda: (c := Counters(redis).snapshot())["backlog"] == 0 and c, 120,
-                            "the backlog to drain")
+        counts = wait_until(lambda: (c := Counters(redis).snapshot())["backlog"] == 0 and c, 120, "the backlog to drain")
         assert counts["accepted"] == len(events)
         assert counts["delivered"] == counts["deliveries"] == len(events), counts
         assert counts["dead_lettered"] == 0 and counts["parked"] == 0 and counts["retrying"] == 0, counts

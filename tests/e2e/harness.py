@@ -29,8 +29,14 @@ TOKEN = "test-token"
 
 def relay_env(redis_url: str, intercom_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY", "INTERCOM_", "REDIS_URL"))}
-    env.update(REDIS_URL=redis_url, INTERCOM_API_URL=intercom_url, INTERCOM_ACCESS_TOKEN=TOKEN,
-               LEASE_SECONDS="5", DISPATCH_SECONDS="10", PYTHONPATH=str(ROOT))
+    env.update(
+        REDIS_URL=redis_url,
+        INTERCOM_API_URL=intercom_url,
+        INTERCOM_ACCESS_TOKEN=TOKEN,
+        LEASE_SECONDS="5",
+        DISPATCH_SECONDS="10",
+        PYTHONPATH=str(ROOT),
+    )
     env.update(extra)
     return env
 
@@ -45,8 +51,20 @@ class Fleet:
 
     def worker(self, name: str, concurrency: int = 8, **env: str) -> subprocess.Popen:
         """A worker process; ``env`` adds settings of its own (e.g. WORKER_CPU="auto")."""
-        args = ["worker", "--pool", "threads", "-c", str(concurrency), "-n", f"{name}@%h",
-                "--without-mingle", "--without-gossip", "-E", "--loglevel", "INFO"]
+        args = [
+            "worker",
+            "--pool",
+            "threads",
+            "-c",
+            str(concurrency),
+            "-n",
+            f"{name}@%h",
+            "--without-mingle",
+            "--without-gossip",
+            "-E",
+            "--loglevel",
+            "INFO",
+        ]
         return self._start(name, args, env)
 
     def beat(self) -> subprocess.Popen:
@@ -54,8 +72,13 @@ class Fleet:
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
-        process = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker", *args],
-                                   env={**self.env, **(env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "worker", *args],
+            env={**self.env, **(env or {})},
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         self.processes.append(process)
         return process
 
@@ -92,7 +115,7 @@ def accept(redis_url: str, events: list[dict], batch: int = 500) -> None:
     client = redis_lib.Redis.from_url(redis_url, decode_responses=True)
     enqueuer = Enqueuer(client, create_app(settings), max_backlog=10**9)
     for start in range(0, len(events), batch):
-        enqueuer.accept([validate_event(e) for e in events[start:start + batch]])
+        enqueuer.accept([validate_event(e) for e in events[start : start + batch]])
 
 
 def wait_until_finished(redis: Any, fleet: Fleet, *, timeout: float = 100) -> dict:
@@ -110,10 +133,12 @@ def wait_until_finished(redis: Any, fleet: Fleet, *, timeout: float = 100) -> di
 def lanes_dump(redis: Any, most: int = 20) -> str:
     """Where unfinished deliveries sit: lanes, leases, lane states, arrivals in flight, parked."""
     lanes = sorted(redis.scan_iter("relay:lane:*", count=1000))[:most]
-    lines = [f"leases: {redis.zrange('relay:leases', 0, most, withscores=True)}",
-             f"lane states: {dict(list(redis.hgetall('relay:lane_state').items())[:most])}",
-             f"inflight: {dict(list(redis.hgetall('relay:inflight').items())[:most])}",
-             f"parked: {redis.zrange('relay:parked_index', 0, most)}"]
+    lines = [
+        f"leases: {redis.zrange('relay:leases', 0, most, withscores=True)}",
+        f"lane states: {dict(list(redis.hgetall('relay:lane_state').items())[:most])}",
+        f"inflight: {dict(list(redis.hgetall('relay:inflight').items())[:most])}",
+        f"parked: {redis.zrange('relay:parked_index', 0, most)}",
+    ]
     lines += [f"{lane}: {redis.zrange(lane, 0, 5, withscores=True)}" for lane in lanes]
     return "\n".join(lines)
 
@@ -130,13 +155,15 @@ def intercom_state(fake_state: dict, stream: SampleStream) -> dict:
         if key in contacts:
             key = f"{key} (duplicate {c['id']})"
         contacts[key] = {"role": c["role"], "external_id": c["external_id"], "email": c["email"], "name": c["name"]}
-    events = {by_id[cid]: sorted((intercom_event_name(e["event_name"]), e["created_at"]) for e in evs)
-              for cid, evs in fake_state["events"].items() if cid in by_id}
+    events = {
+        by_id[cid]: sorted((intercom_event_name(e["event_name"]), e["created_at"]) for e in evs)
+        for cid, evs in fake_state["events"].items()
+        if cid in by_id
+    }
     for p in stream.persons:
         events.setdefault(p.key, [])
     companies = {c["company_id"]: c["name"] for c in fake_state["companies"]}
-    attachments = sorted({(by_id.get(a["contact_id"], a["contact_id"]), company_ids[a["company_id"]])
-                          for a in fake_state["attachments"]})
+    attachments = sorted({(by_id.get(a["contact_id"], a["contact_id"]), company_ids[a["company_id"]]) for a in fake_state["attachments"]})
     return {"contacts": contacts, "events": events, "companies": companies, "attachments": attachments}
 
 
@@ -149,6 +176,5 @@ def not_found_calls(fake: Any) -> tuple[int, int]:
     """
     merged_away = {m["from"] for m in fake.state()["merges"]}
     not_found = fake.requests(status=404, limit=100_000)
-    late = [r for r in not_found if (r.get("body") or {}).get("id") not in merged_away
-            and not any(m in r["path"] for m in merged_away)]
+    late = [r for r in not_found if (r.get("body") or {}).get("id") not in merged_away and not any(m in r["path"] for m in merged_away)]
     return len(late), len(not_found) - len(late)

@@ -37,8 +37,10 @@ def test_a_mixed_stream_ends_in_the_exact_intercom_state(redis, redis_url, fake_
     stats = fake.stats()
     assert stats["schema_invalid"] == 0
     assert not_found_calls(fake)[0] == 0  # no 404 for a contact that was merely late
-    print(f"\nAPI calls per delivered event: {stats['total'] / counts['delivered']:.3f} "
-          f"({stats['total']} calls, {counts['delivered']} events; by route {stats['by_route']})")
+    print(
+        f"\nAPI calls per delivered event: {stats['total'] / counts['delivered']:.3f} "
+        f"({stats['total']} calls, {counts['delivered']} events; by route {stats['by_route']})"
+    )
 
 
 def cpu_masks(pid: int) -> set[str]:

@@ -21,17 +21,18 @@ SEARCH_LAG = 3.0
 
 
 def adversarial_stream() -> SampleStream:
-    return SampleStream(people=300, companies=15, tracks_per_person=4, identifies_per_person=3,
-                        adversarial=True, seed=23)
+    return SampleStream(people=300, companies=15, tracks_per_person=4, identifies_per_person=3, adversarial=True, seed=23)
 
 
 def report(fake, counts, label):
     """Print the 404s and calls per event; return the 404s for contacts that were merely late."""
     stats = fake.stats()
     late, merged = not_found_calls(fake)
-    print(f"\n{label}: 404s={late + merged} ({merged} for leads merged away in flight, "
-          f"{late} for late contacts), API calls per delivered event="
-          f"{stats['total'] / counts['delivered']:.3f} ({stats['total']} calls for {counts['delivered']} events)")
+    print(
+        f"\n{label}: 404s={late + merged} ({merged} for leads merged away in flight, "
+        f"{late} for late contacts), API calls per delivered event="
+        f"{stats['total'] / counts['delivered']:.3f} ({stats['total']} calls for {counts['delivered']} events)"
+    )
     return late
 
 
@@ -100,8 +101,10 @@ def test_a_hot_person_does_not_hold_up_the_others(redis, redis_url, fake_interco
     fake = fake_intercom_factory(latency_ms=10)
     others = SampleStream(people=100, tracks_per_person=3, identifies_per_person=1, seed=5)
     hot = [{"type": "identify", "userId": "hot", "traits": {"email": "hot@example.com"}}]
-    hot += [{"type": "track", "userId": "hot", "event": "Clicked", "timestamp": f"2026-02-01T00:{i // 60:02d}:{i % 60:02d}Z"}
-            for i in range(2000)]
+    hot += [
+        {"type": "track", "userId": "hot", "event": "Clicked", "timestamp": f"2026-02-01T00:{i // 60:02d}:{i % 60:02d}Z"}
+        for i in range(2000)
+    ]
     accept(redis_url, hot)
     accept(redis_url, others.events)
     workers = fleet(fake.url)

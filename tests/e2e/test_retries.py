@@ -24,8 +24,7 @@ pytestmark = pytest.mark.e2e
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     """``intercom-relay <args>`` as an operator runs it, with the fleet's environment."""
-    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"intercom-relay {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
@@ -42,8 +41,9 @@ def wait_for(condition, timeout: float, what: str, poll: float = 0.2):
 
 def wait_ready(fleet, *names: str, timeout: float = 30) -> None:
     """Until every named worker has logged celery's 'ready.'."""
-    wait_for(lambda: all("ready." in (fleet.logs / f"{n}.log").read_text(errors="replace") for n in names),
-             timeout, f"workers {names} to start")
+    wait_for(
+        lambda: all("ready." in (fleet.logs / f"{n}.log").read_text(errors="replace") for n in names), timeout, f"workers {names} to start"
+    )
 
 
 def only_users(**kw) -> SampleStream:
@@ -53,11 +53,13 @@ def only_users(**kw) -> SampleStream:
 
 def assert_all_delivered(counts: dict, n: int) -> None:
     assert counts["accepted"] == n
-    assert (counts["delivered"], counts["dead_lettered"], counts["parked"], counts["retrying"], counts["backlog"]) \
-        == (n, 0, 0, 0, 0), counts
+    assert (counts["delivered"], counts["dead_lettered"], counts["parked"], counts["retrying"], counts["backlog"]) == (n, 0, 0, 0, 0), (
+        counts
+    )
 
 
 # -- a. a 429 is waited out until X-RateLimit-Reset ---------------------------------------------
+
 
 def test_a_429_is_honoured_until_the_reset_and_uses_no_attempt(redis, redis_url, fake_intercom_factory, fleet):
     limit = 40
@@ -104,6 +106,7 @@ def test_a_429_is_honoured_until_the_reset_and_uses_no_attempt(redis, redis_url,
 
 
 # -- b. a short outage, recovered in order -------------------------------------------------------
+
 
 def test_a_short_outage_is_retried_and_recovered_in_order(redis, redis_url, fake_intercom_factory, fleet):
     fake = fake_intercom_factory(latency_ms=30)
@@ -154,19 +157,30 @@ mappings:
 """
 
 
-def test_a_400_is_dead_lettered_with_intercoms_body_and_replayed_once_fixed(redis, redis_url, fake_intercom_factory,
-                                                                           fleet, tmp_path):
+def test_a_400_is_dead_lettered_with_intercoms_body_and_replayed_once_fixed(redis, redis_url, fake_intercom_factory, fleet, tmp_path):
     mappings = tmp_path / "mappings.yaml"
     mappings.write_text(MAPPINGS_WITH_AN_UNKNOWN_ATTRIBUTE)
     fake = fake_intercom_factory()  # a workspace with no custom attribute 'plan'
     people = [f"u{i}" for i in range(4)]
     events = []
     for n, who in enumerate(people):
-        events.append({"type": "identify", "userId": who, "timestamp": f"2026-02-01T00:00:0{n}Z",
-                       "traits": {"email": f"{who}@example.com", "name": f"{who} v1", "plan": "pro"}})
+        events.append(
+            {
+                "type": "identify",
+                "userId": who,
+                "timestamp": f"2026-02-01T00:00:0{n}Z",
+                "traits": {"email": f"{who}@example.com", "name": f"{who} v1", "plan": "pro"},
+            }
+        )
         events.append({"type": "track", "userId": who, "event": "Signed Up", "timestamp": f"2026-02-01T00:01:0{n}Z"})
-        events.append({"type": "identify", "userId": who, "timestamp": f"2026-02-01T00:02:0{n}Z",
-                       "traits": {"email": f"{who}@example.com", "name": f"{who} v2", "plan": "business"}})
+        events.append(
+            {
+                "type": "identify",
+                "userId": who,
+                "timestamp": f"2026-02-01T00:02:0{n}Z",
+                "traits": {"email": f"{who}@example.com", "name": f"{who} v2", "plan": "business"},
+            }
+        )
     workers = fleet(fake.url, MAPPINGS_FILE=str(mappings))
     workers.worker("w1", concurrency=4)
     workers.beat()
@@ -177,6 +191,7 @@ def test_a_400_is_dead_lettered_with_intercoms_body_and_replayed_once_fixed(redi
     def settled():
         c = Counters(redis).snapshot()
         return c if c["dead_lettered"] == 8 and c["parked"] == 4 and c["backlog"] == 4 else None
+
     counts = wait_for(settled, 60, "8 dead letters and 4 parked tracks")
     assert counts["delivered"] == 0 and counts["retrying"] == 0
     assert fake.stats()["by_status"].get("400") == 8  # each refused once: a 400 is not retried
@@ -212,6 +227,7 @@ def test_a_400_is_dead_lettered_with_intercoms_body_and_replayed_once_fixed(redi
 
 # -- d. a 401 pauses the destination, a working token resumes it ----------------------------------
 
+
 def test_a_401_pauses_the_destination_and_a_working_token_resumes_it(redis, redis_url, fake_intercom_factory, fleet):
     fake = fake_intercom_factory(tokens=("someone-elses-token",))  # refuses the workers' TOKEN
     stream = SampleStream(people=20, tracks_per_person=3, seed=9)
@@ -220,8 +236,13 @@ def test_a_401_pauses_the_destination_and_a_working_token_resumes_it(redis, redi
     workers.beat()
     accept(redis_url, stream.events)
 
-    status = wait_for(lambda: json.loads(cli(workers.env, "status", "--json").stdout)["paused"] and
-                      json.loads(cli(workers.env, "status", "--json").stdout), 30, "the destination to pause")
+    status = wait_for(
+        lambda: (
+            json.loads(cli(workers.env, "status", "--json").stdout)["paused"] and json.loads(cli(workers.env, "status", "--json").stdout)
+        ),
+        30,
+        "the destination to pause",
+    )
     assert "401" in status["paused"]["reason"]
     time.sleep(5)  # a few probe intervals: still paused, nothing given up, no storm of calls
     counts = Counters(redis).snapshot()
@@ -242,6 +263,7 @@ def test_a_401_pauses_the_destination_and_a_working_token_resumes_it(redis, redi
 
 
 # -- e. two worker processes share one budget ----------------------------------------------------
+
 
 def test_two_workers_share_one_budget_and_stay_within_the_window(redis, redis_url, fake_intercom_factory, fleet):
     # 100 calls per 10-s window (Intercom's window length; the budget assumes it)

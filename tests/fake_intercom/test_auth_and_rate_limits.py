@@ -64,9 +64,7 @@ def test_over_the_limit_is_429_rate_limit_exceeded_and_is_logged(fake_intercom_f
         refused = client.get("/admins")
     assert statuses == [200, 200, 200, 429]
     assert refused.status_code == 429
-    assert refused.json()["errors"] == [
-        {"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 3 in 10_seconds"}
-    ]
+    assert refused.json()["errors"] == [{"code": "rate_limit_exceeded", "message": "Exceeded rate limit of 3 in 10_seconds"}]
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert "retry-after" not in refused.headers  # no Retry-After is documented
     assert fake.requests(status=429)

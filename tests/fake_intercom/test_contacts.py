@@ -22,7 +22,11 @@ def test_create_returns_the_full_contact_object(fake_intercom_client):
     assert contact["created_at"] == contact["updated_at"]
     for key in ("tags", "notes", "companies"):
         assert contact[key] == {
-            "type": "list", "data": [], "url": f"/contacts/{contact['id']}/{key}", "total_count": 0, "has_more": False,
+            "type": "list",
+            "data": [],
+            "url": f"/contacts/{contact['id']}/{key}",
+            "total_count": 0,
+            "has_more": False,
         }
     assert contact["location"]["type"] == "location"
 

@@ -74,7 +74,11 @@ def test_only_the_first_ten_metadata_keys_in_send_order_are_kept(fake_intercom, 
 def test_metadata_accepts_numbers_booleans_money_and_rich_links_despite_the_2_16_schema(fake_intercom, fake_intercom_client, user):
     # 2.16 declares string values only; Intercom documents (and Preview fixed) the others.
     metadata = {
-        "source": "desktop", "load": 3.67, "count": 2, "paid": True, "contact_date": 1392036272,
+        "source": "desktop",
+        "load": 3.67,
+        "count": 2,
+        "paid": True,
+        "contact_date": 1392036272,
         "price": {"amount": 34999, "currency": "eur"},
         "article": {"url": "https://example.org/ab1de.html", "value": "the dude abides"},
     }

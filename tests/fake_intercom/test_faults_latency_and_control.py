@@ -165,8 +165,24 @@ def test_subprocess_handle_serves_and_stops_by_pid():
 
 def test_command_line_options_build_the_config():
     args = build_parser().parse_args(
-        ["--port", "8181", "--token", "T", "--latency-ms", "150", "--search-lag", "3", "--rate-limit", "1666",
-         "--contact-attribute", "plan", "--outage-in", "5", "--outage-seconds", "2"]
+        [
+            "--port",
+            "8181",
+            "--token",
+            "T",
+            "--latency-ms",
+            "150",
+            "--search-lag",
+            "3",
+            "--rate-limit",
+            "1666",
+            "--contact-attribute",
+            "plan",
+            "--outage-in",
+            "5",
+            "--outage-seconds",
+            "2",
+        ]
     )
     config = config_from_args(args)
     assert (config.port, config.tokens, config.latency_ms, config.search_lag, config.rate_limit) == (8181, ("T",), 150, 3, 1666)

@@ -55,8 +55,7 @@ def test_merging_non_duplicates_is_400_invalid_merge_unless_validation_is_skippe
     error = refused.json()["errors"][0]
     assert error["code"] == "invalid_merge"
     assert error["message"].startswith(
-        "Contacts can only be merged when they are duplicates (matching email or phone). "
-        "Pass skip_duplicate_validation=true"
+        "Contacts can only be merged when they are duplicates (matching email or phone). Pass skip_duplicate_validation=true"
     )
     forced = client.post("/contacts/merge", json={"from": lead, "into": user, "skip_duplicate_validation": True})
     assert forced.status_code == 200

@@ -81,12 +81,19 @@ def test_and_or_groups_up_to_two_levels(fake_intercom_client):
     a = fake_intercom_client.post("/contacts", json={"external_id": "a", "name": "x"}).json()["id"]
     fake_intercom_client.post("/contacts", json={"external_id": "b", "name": "y"})
     c = fake_intercom_client.post("/contacts", json={"external_id": "c", "name": "y"}).json()["id"]
-    query = {"operator": "OR", "value": [
-        {"operator": "AND", "value": [{"field": "external_id", "operator": "=", "value": "a"},
-                                      {"field": "name", "operator": "=", "value": "x"}]},
-        {"operator": "AND", "value": [{"field": "external_id", "operator": "=", "value": "c"},
-                                      {"field": "name", "operator": "=", "value": "y"}]},
-    ]}
+    query = {
+        "operator": "OR",
+        "value": [
+            {
+                "operator": "AND",
+                "value": [{"field": "external_id", "operator": "=", "value": "a"}, {"field": "name", "operator": "=", "value": "x"}],
+            },
+            {
+                "operator": "AND",
+                "value": [{"field": "external_id", "operator": "=", "value": "c"}, {"field": "name", "operator": "=", "value": "y"}],
+            },
+        ],
+    }
     assert set(ids(fake_intercom_client.post("/contacts/search", json={"query": query}))) == {a, c}
 
 

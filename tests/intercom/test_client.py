@@ -44,14 +44,20 @@ def make_client(recorder: Recorder, **kwargs: object) -> IntercomClient:
 @pytest.mark.parametrize(
     ("call", "method", "path", "body"),
     [
-        (lambda c: c.create_contact({"role": "user", "external_id": "u1"}), "POST", "/contacts",
-         {"role": "user", "external_id": "u1"}),
+        (lambda c: c.create_contact({"role": "user", "external_id": "u1"}), "POST", "/contacts", {"role": "user", "external_id": "u1"}),
         (lambda c: c.update_contact("abc", {"name": "Ann"}), "PUT", "/contacts/abc", {"name": "Ann"}),
-        (lambda c: c.search_contacts({"field": "email", "operator": "=", "value": "a@x.io"}, per_page=5),
-         "POST", "/contacts/search",
-         {"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 5}}),
-        (lambda c: c.merge_contacts("lead1", "user1", skip_duplicate_validation=True), "POST", "/contacts/merge",
-         {"from": "lead1", "into": "user1", "skip_duplicate_validation": True}),
+        (
+            lambda c: c.search_contacts({"field": "email", "operator": "=", "value": "a@x.io"}, per_page=5),
+            "POST",
+            "/contacts/search",
+            {"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 5}},
+        ),
+        (
+            lambda c: c.merge_contacts("lead1", "user1", skip_duplicate_validation=True),
+            "POST",
+            "/contacts/merge",
+            {"from": "lead1", "into": "user1", "skip_duplicate_validation": True},
+        ),
         (lambda c: c.merge_contacts("lead1", "user1"), "POST", "/contacts/merge", {"from": "lead1", "into": "user1"}),
         (lambda c: c.delete_contact("abc"), "DELETE", "/contacts/abc", None),
         (lambda c: c.upsert_company({"company_id": "acme"}), "POST", "/companies", {"company_id": "acme"}),
@@ -164,8 +170,11 @@ class FakeBudget:
 
 def test_the_budget_is_asked_before_and_told_after_every_call() -> None:
     budget = FakeBudget()
-    recorder = Recorder(429, {"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
-                        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000010"})
+    recorder = Recorder(
+        429,
+        {"type": "error.list", "errors": [{"code": "rate_limit_exceeded"}]},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1700000010"},
+    )
     with pytest.raises(RateLimited) as info:
         make_client(recorder, budget=budget).me()
     assert info.value.reset_at == 1700000010
@@ -226,6 +235,9 @@ def test_settings_repr_hides_the_token_too() -> None:
 
 def test_classify_is_what_the_client_raises() -> None:
     # The client adds nothing of its own to the classification.
-    response = httpx.Response(404, json={"type": "error.list", "errors": [{"code": "not_found"}]},
-                              request=httpx.Request("PUT", "https://api.intercom.io/contacts/abc"))
+    response = httpx.Response(
+        404,
+        json={"type": "error.list", "errors": [{"code": "not_found"}]},
+        request=httpx.Request("PUT", "https://api.intercom.io/contacts/abc"),
+    )
     assert not isinstance(classify(response), ContactNotFound)

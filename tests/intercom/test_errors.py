@@ -82,8 +82,13 @@ def test_unauthorized_and_contact_not_found_are_neither_retryable_nor_permanent(
 
 
 def test_429_waits_until_the_reset_header() -> None:
-    error = classify(respond(429, error_list("rate_limit_exceeded", "Exceeded rate limit of 167 in 10_seconds"),
-                             {"X-RateLimit-Limit": "167", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1487332520"}))
+    error = classify(
+        respond(
+            429,
+            error_list("rate_limit_exceeded", "Exceeded rate limit of 167 in 10_seconds"),
+            {"X-RateLimit-Limit": "167", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1487332520"},
+        )
+    )
     assert isinstance(error, RateLimited) and isinstance(error, RetryableError)
     assert error.reset_at == 1487332520
     assert error.code == "rate_limit_exceeded"

@@ -27,13 +27,26 @@ def test_page_screen_and_alias_are_filtered():
 
 def test_identify_of_a_user():
     event = make_event(
-        "identify", userId="u1", anonymousId="a1",
-        traits={"email": "ann@example.com", "phone": "+33 1", "name": "Ann", "avatar": "https://x/a.png",
-                "createdAt": "2024-01-01T00:00:00Z", "plan": "pro"},
+        "identify",
+        userId="u1",
+        anonymousId="a1",
+        traits={
+            "email": "ann@example.com",
+            "phone": "+33 1",
+            "name": "Ann",
+            "avatar": "https://x/a.png",
+            "createdAt": "2024-01-01T00:00:00Z",
+            "plan": "pro",
+        },
     )
     assert apply("Identify Contact", event) == {
-        "role": "user", "external_id": "u1", "email": "ann@example.com", "phone": "+33 1",
-        "name": "Ann", "avatar": "https://x/a.png", "signed_up_at": "2024-01-01T00:00:00Z",
+        "role": "user",
+        "external_id": "u1",
+        "email": "ann@example.com",
+        "phone": "+33 1",
+        "name": "Ann",
+        "avatar": "https://x/a.png",
+        "signed_up_at": "2024-01-01T00:00:00Z",
         "last_seen_at": "2024-03-01T12:00:00Z",
     }
 
@@ -58,8 +71,7 @@ def test_traits_only_in_context_traits_are_used():
 
 
 def test_traits_win_over_context_traits_key_by_key():
-    event = make_event("identify", userId="u1", traits={"email": "t@x"},
-                       context={"traits": {"email": "c@x", "phone": "123"}})
+    event = make_event("identify", userId="u1", traits={"email": "t@x"}, context={"traits": {"email": "c@x", "phone": "123"}})
     fields = apply("Identify Contact", event)
     assert (fields["email"], fields["phone"]) == ("t@x", "123")
 
@@ -70,11 +82,16 @@ def test_missing_traits_are_left_out_not_null():
 
 
 def test_track_event_fields():
-    event = make_event("track", userId="u1", event="Order Completed",
-                       properties={"email": "a@x", "revenue": 19.99, "currency": "EUR", "sku": "A"})
+    event = make_event(
+        "track", userId="u1", event="Order Completed", properties={"email": "a@x", "revenue": 19.99, "currency": "EUR", "sku": "A"}
+    )
     assert apply("Track Event", event) == {
-        "event_name": "Order Completed", "created_at": "2024-03-01T12:00:00Z", "user_id": "u1",
-        "email": "a@x", "revenue": 19.99, "currency": "EUR",
+        "event_name": "Order Completed",
+        "created_at": "2024-03-01T12:00:00Z",
+        "user_id": "u1",
+        "email": "a@x",
+        "revenue": 19.99,
+        "currency": "EUR",
         "metadata": {"email": "a@x", "revenue": 19.99, "currency": "EUR", "sku": "A"},
     }
 
@@ -86,26 +103,45 @@ def test_track_metadata_is_a_copy_the_action_may_change():
 
 
 def test_identify_company_fields():
-    event = make_event("group", userId="u1", groupId="g1", traits={
-        "name": "Acme", "monthly_spend": 99.5, "plan": "pro", "employees": 40, "website": "https://acme.io",
-        "industry": "Tools", "createdAt": "2020-01-01", "email": "boss@acme.io"})
+    event = make_event(
+        "group",
+        userId="u1",
+        groupId="g1",
+        traits={
+            "name": "Acme",
+            "monthly_spend": 99.5,
+            "plan": "pro",
+            "employees": 40,
+            "website": "https://acme.io",
+            "industry": "Tools",
+            "createdAt": "2020-01-01",
+            "email": "boss@acme.io",
+        },
+    )
     assert apply("Identify Company", event) == {
-        "company_id": "g1", "name": "Acme", "monthly_spend": 99.5, "plan": "pro", "size": 40,
-        "website": "https://acme.io", "industry": "Tools", "remote_created_at": "2020-01-01",
-        "external_id": "u1", "email": "boss@acme.io",
+        "company_id": "g1",
+        "name": "Acme",
+        "monthly_spend": 99.5,
+        "plan": "pro",
+        "size": 40,
+        "website": "https://acme.io",
+        "industry": "Tools",
+        "remote_created_at": "2020-01-01",
+        "external_id": "u1",
+        "email": "boss@acme.io",
     }
 
 
 def test_default_fields_belong_to_their_action():
     for mapping in DEFAULT_MAPPINGS:
-        event = make_event("x", userId="u", groupId="g", event="e", traits={"email": "e", "name": "n"},
-                           properties={"email": "e"})
+        event = make_event("x", userId="u", groupId="g", event="e", traits={"email": "e", "name": "n"}, properties={"email": "e"})
         assert set(mapping.apply(event)) <= ACTION_FIELDS[mapping.action]
 
 
 def test_one_event_can_trigger_several_mappings():
     order = Mapping.from_spec(
-        name="Order Completed", action="track_event",
+        name="Order Completed",
+        action="track_event",
         trigger='type = "track" and event = "Order Completed"',
         fields={"event_name": "order-completed", "created_at": "$.timestamp", "user_id": "$.userId"},
     )
@@ -117,9 +153,13 @@ def test_one_event_can_trigger_several_mappings():
 
 
 def test_an_event_no_trigger_matches_is_filtered():
-    only_orders = [Mapping.from_spec(
-        name="Orders", action="track_event", trigger='event = "Order Completed"',
-        fields={"event_name": "$.event", "created_at": "$.timestamp"},
-    )]
+    only_orders = [
+        Mapping.from_spec(
+            name="Orders",
+            action="track_event",
+            trigger='event = "Order Completed"',
+            fields={"event_name": "$.event", "created_at": "$.timestamp"},
+        )
+    ]
     assert select(only_orders, make_event("track", event="Viewed")) == []
     assert select(only_orders, make_event("identify")) == []

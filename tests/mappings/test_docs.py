@@ -10,8 +10,10 @@ import yaml
 from worker.mappings import DEFAULT_MAPPINGS, build_mappings
 
 DOC = (Path(__file__).parents[2] / "docs" / "mappings.md").read_text()
-BLOCKS = [(language, yaml.safe_load(body) if language == "yaml" else json.loads(body))
-          for language, body in re.findall(r"```(yaml|json)\n(.*?)```", DOC, re.DOTALL)]
+BLOCKS = [
+    (language, yaml.safe_load(body) if language == "yaml" else json.loads(body))
+    for language, body in re.findall(r"```(yaml|json)\n(.*?)```", DOC, re.DOTALL)
+]
 
 
 def test_the_doc_has_its_examples():
@@ -24,6 +26,5 @@ def test_every_example_loads(language, document):
 
 
 def test_the_documented_defaults_are_the_defaults():
-    documented = next(document for _, document in BLOCKS
-                      if [m["name"] for m in document["mappings"]] == [m.name for m in DEFAULT_MAPPINGS])
+    documented = next(document for _, document in BLOCKS if [m["name"] for m in document["mappings"]] == [m.name for m in DEFAULT_MAPPINGS])
     assert build_mappings(documented) == DEFAULT_MAPPINGS

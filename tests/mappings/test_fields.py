@@ -10,8 +10,14 @@ EVENT = make_event(
     userId="u1",
     event="Order Completed",
     properties={
-        "id": 42, "plan": "pro", "price": 10.0, "paid": False, "coupon": None,
-        "items": [{"sku": "A-1"}, {"sku": "B-2"}], "odd key": "yes", "empty": "",
+        "id": 42,
+        "plan": "pro",
+        "price": 10.0,
+        "paid": False,
+        "coupon": None,
+        "items": [{"sku": "A-1"}, {"sku": "B-2"}],
+        "odd key": "yes",
+        "empty": "",
     },
 )
 
@@ -55,10 +61,17 @@ def test_a_picked_object_is_a_copy():
     assert EVENT["properties"]["plan"] == "pro"
 
 
-@pytest.mark.parametrize("text, position", [
-    ("traits.email", 0), ("$traits", 1), ("$.traits..email", 8), ("$.items[x]", 7),
-    ("$.a b", 3), ("$.", 1),
-])
+@pytest.mark.parametrize(
+    "text, position",
+    [
+        ("traits.email", 0),
+        ("$traits", 1),
+        ("$.traits..email", 8),
+        ("$.items[x]", 7),
+        ("$.a b", 3),
+        ("$.", 1),
+    ],
+)
 def test_bad_paths_say_where(text, position):
     with pytest.raises(PathError) as caught:
         parse_path(text)
@@ -113,8 +126,7 @@ def test_bad_templates_are_refused(text):
 
 
 def test_objects_leave_out_keys_that_find_nothing():
-    assert pick({"plan": "$.properties.plan", "tier": "$.traits.tier", "source": "web"}) == {
-        "plan": "pro", "source": "web"}
+    assert pick({"plan": "$.properties.plan", "tier": "$.traits.tier", "source": "web"}) == {"plan": "pro", "source": "web"}
 
 
 def test_an_object_that_finds_nothing_is_missing():
@@ -142,15 +154,18 @@ def test_if_exists_then_else():
     assert pick({"@if": {"exists": "$.userId", "then": "$.userId"}}, {}) is MISSING
 
 
-@pytest.mark.parametrize("spec, words", [
-    ({"@path": "$.a", "x": 1}, "stands alone"),
-    ({"@path": 3}, "@path takes a path"),
-    ({"@template": 3}, "@template takes a string"),
-    ({"@first": []}, "non-empty list"),
-    ({"@if": "userId"}, "'exists'"),
-    ({"@if": {"exists": "$.a", "than": 1}}, "unknown keys ['than']"),
-    ({"@where": "$.a"}, "unknown directive '@where'"),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        ({"@path": "$.a", "x": 1}, "stands alone"),
+        ({"@path": 3}, "@path takes a path"),
+        ({"@template": 3}, "@template takes a string"),
+        ({"@first": []}, "non-empty list"),
+        ({"@if": "userId"}, "'exists'"),
+        ({"@if": {"exists": "$.a", "than": 1}}, "unknown keys ['than']"),
+        ({"@where": "$.a"}, "unknown directive '@where'"),
+    ],
+)
 def test_bad_directives_are_refused(spec, words):
     with pytest.raises(SourceError) as caught:
         parse_source(spec, "f")

@@ -10,11 +10,15 @@ ORDER_COMPLETED = {
     "name": "Order Completed",
     "action": "track_event",
     "trigger": 'type = "track" and event = "Order Completed"',
-    "fields": {"event_name": "$.event", "created_at": "$.timestamp", "user_id": "$.userId",
-               "metadata": {"order": "Order {{properties.id}}", "sku": "$.properties.items[0].sku"}},
+    "fields": {
+        "event_name": "$.event",
+        "created_at": "$.timestamp",
+        "user_id": "$.userId",
+        "metadata": {"order": "Order {{properties.id}}", "sku": "$.properties.items[0].sku"},
+    },
 }
 
-YAML_FILE = '''
+YAML_FILE = """
 # Only completed orders, and contacts with a plan.
 mappings:
   - name: Order Completed
@@ -37,7 +41,7 @@ mappings:
       owner_id: null
       custom_attributes:
         plan: $.traits.plan
-'''
+"""
 
 
 def write(tmp_path, name, text):
@@ -58,18 +62,17 @@ def load_error(tmp_path, document) -> MappingError:
 
 def test_a_yaml_file_replaces_the_defaults(tmp_path):
     mappings = load_mappings(write(tmp_path, "mappings.yaml", YAML_FILE))
-    assert [(m.name, m.action) for m in mappings] == [
-        ("Order Completed", "track_event"), ("Contacts", "identify_contact")]
-    order = make_event("track", userId="u1", event="Order Completed",
-                       properties={"id": 7, "items": [{"sku": "A-1"}]})
+    assert [(m.name, m.action) for m in mappings] == [("Order Completed", "track_event"), ("Contacts", "identify_contact")]
+    order = make_event("track", userId="u1", event="Order Completed", properties={"id": 7, "items": [{"sku": "A-1"}]})
     assert select(mappings, make_event("track", userId="u1", event="Viewed")) == []
     assert select(mappings, order)[0].apply(order) == {
-        "event_name": "Order Completed", "created_at": "2024-03-01T12:00:00Z", "user_id": "u1",
-        "metadata": {"order": "Order 7", "sku": "A-1"}}
-    identify = make_event("identify", anonymousId="a1", context={"traits": {"email": "c@x"}},
-                          traits={"plan": "pro"})
-    assert select(mappings, identify)[0].apply(identify) == {
-        "role": "lead", "email": "c@x", "custom_attributes": {"plan": "pro"}}
+        "event_name": "Order Completed",
+        "created_at": "2024-03-01T12:00:00Z",
+        "user_id": "u1",
+        "metadata": {"order": "Order 7", "sku": "A-1"},
+    }
+    identify = make_event("identify", anonymousId="a1", context={"traits": {"email": "c@x"}}, traits={"plan": "pro"})
+    assert select(mappings, identify)[0].apply(identify) == {"role": "lead", "email": "c@x", "custom_attributes": {"plan": "pro"}}
 
 
 def test_a_json_file(tmp_path):
@@ -92,10 +95,19 @@ def test_a_mapping_named_like_a_default_replaces_it_in_place(tmp_path):
 
 
 def test_extends_keeps_the_default_and_changes_some_fields(tmp_path):
-    mappings = load_json(tmp_path, {"include_defaults": True, "mappings": [{
-        "name": "Identify Contact", "extends": "Identify Contact",
-        "fields": {"custom_attributes": {"plan": "$.traits.plan"}, "avatar": None},
-    }]})
+    mappings = load_json(
+        tmp_path,
+        {
+            "include_defaults": True,
+            "mappings": [
+                {
+                    "name": "Identify Contact",
+                    "extends": "Identify Contact",
+                    "fields": {"custom_attributes": {"plan": "$.traits.plan"}, "avatar": None},
+                }
+            ],
+        },
+    )
     event = make_event("identify", userId="u1", traits={"plan": "pro", "avatar": "https://x", "email": "e@x"})
     fields = select(mappings, event)[0].apply(event)
     assert fields["custom_attributes"] == {"plan": "pro"}
@@ -105,8 +117,9 @@ def test_extends_keeps_the_default_and_changes_some_fields(tmp_path):
 
 
 def test_extends_may_change_the_trigger(tmp_path):
-    mappings = load_json(tmp_path, {"mappings": [{
-        "name": "Known users", "extends": "Identify Contact", "trigger": 'type = "identify" and userId exists'}]})
+    mappings = load_json(
+        tmp_path, {"mappings": [{"name": "Known users", "extends": "Identify Contact", "trigger": 'type = "identify" and userId exists'}]}
+    )
     assert select(mappings, make_event("identify", anonymousId="a1")) == []
     assert len(select(mappings, make_event("identify", userId="u1"))) == 1
 
@@ -194,25 +207,26 @@ def test_extends_an_unknown_mapping(tmp_path):
 
 
 def test_extends_can_not_change_the_action(tmp_path):
-    error = load_error(tmp_path, {"mappings": [
-        {"name": "Mine", "extends": "Identify Contact", "action": "track_event"}]})
+    error = load_error(tmp_path, {"mappings": [{"name": "Mine", "extends": "Identify Contact", "action": "track_event"}]})
     assert (error.mapping, error.field) == ("Mine", "action")
 
 
 def test_extends_with_an_unknown_field(tmp_path):
-    error = load_error(tmp_path, {"mappings": [
-        {"name": "Mine", "extends": "Identify Contact", "fields": {"event_name": "$.event"}}]})
+    error = load_error(tmp_path, {"mappings": [{"name": "Mine", "extends": "Identify Contact", "fields": {"event_name": "$.event"}}]})
     assert (error.mapping, error.field) == ("Mine", "event_name")
 
 
-@pytest.mark.parametrize("document, words", [
-    ([ORDER_COMPLETED], "an object with a 'mappings' list"),
-    ({"mapping": [ORDER_COMPLETED]}, "unknown top-level key 'mapping'"),
-    ({"mappings": ORDER_COMPLETED}, "'mappings' must be a list"),
-    ({"include_defaults": "yes", "mappings": []}, "include_defaults must be true or false"),
-    ({"mappings": []}, "defines no mappings"),
-    ({"mappings": ["Order Completed"]}, "a mapping is an object"),
-])
+@pytest.mark.parametrize(
+    "document, words",
+    [
+        ([ORDER_COMPLETED], "an object with a 'mappings' list"),
+        ({"mapping": [ORDER_COMPLETED]}, "unknown top-level key 'mapping'"),
+        ({"mappings": ORDER_COMPLETED}, "'mappings' must be a list"),
+        ({"include_defaults": "yes", "mappings": []}, "include_defaults must be true or false"),
+        ({"mappings": []}, "defines no mappings"),
+        ({"mappings": ["Order Completed"]}, "a mapping is an object"),
+    ],
+)
 def test_malformed_files(tmp_path, document, words):
     error = load_error(tmp_path, document)
     assert words in str(error)

@@ -6,25 +6,31 @@ from worker.timestamps import InvalidTimestamp, to_unix_seconds
 NOON = 1709294400
 
 
-@pytest.mark.parametrize("text", [
-    "2024-03-01T12:00:00Z",
-    "2024-03-01T12:00:00+00:00",
-    "2024-03-01T14:00:00+02:00",
-    "2024-03-01T17:30:00+0530",
-    "2024-03-01T06:30:00-0530",
-    "2024-03-01T06:30:00-05:30",
-    "2024-03-01 12:00:00Z",
-    "2024-03-01T12:00:00",  # no offset: UTC, as Segment reads it
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01T12:00:00Z",
+        "2024-03-01T12:00:00+00:00",
+        "2024-03-01T14:00:00+02:00",
+        "2024-03-01T17:30:00+0530",
+        "2024-03-01T06:30:00-0530",
+        "2024-03-01T06:30:00-05:30",
+        "2024-03-01 12:00:00Z",
+        "2024-03-01T12:00:00",  # no offset: UTC, as Segment reads it
+    ],
+)
 def test_iso_8601_with_any_offset(text):
     assert to_unix_seconds(text, "t") == NOON
 
 
-@pytest.mark.parametrize("text", [
-    "2024-03-01T12:00:00.999Z",
-    "2024-03-01T12:00:00.5+00:00",
-    "2024-03-01T12:00:00.123456789Z",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-03-01T12:00:00.999Z",
+        "2024-03-01T12:00:00.5+00:00",
+        "2024-03-01T12:00:00.123456789Z",
+    ],
+)
 def test_fractions_are_floored(text):
     assert to_unix_seconds(text, "t") == NOON
 

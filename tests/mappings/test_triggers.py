@@ -8,8 +8,15 @@ TRACK = make_event(
     "track",
     event="Order Completed",
     userId="u1",
-    properties={"total": 10, "ratio": 0.5, "paid": True, "coupon": None,
-                "tags": ["vip", "beta", 3], "note": 'said "hi"\\', "items": [{"sku": "A-1"}]},
+    properties={
+        "total": 10,
+        "ratio": 0.5,
+        "paid": True,
+        "coupon": None,
+        "tags": ["vip", "beta", 3],
+        "note": 'said "hi"\\',
+        "items": [{"sku": "A-1"}],
+    },
     context={"library": {"name": "analytics.js"}},
 )
 
@@ -116,25 +123,28 @@ def test_the_trigger_keeps_its_text():
     assert str(trigger) == 'type = "track"'
 
 
-@pytest.mark.parametrize("text, position, words", [
-    ("", 0, "empty trigger"),
-    ("   ", 3, "empty trigger"),
-    ('type = ', 7, "expected a value after '='"),
-    ('type = "track', 7, "unterminated string"),
-    ('type = "tr\\qack"', 10, "bad escape"),
-    ('foo = "x"', 0, "unknown field 'foo'"),
-    ('type.name = "x"', 0, "no sub-fields"),
-    ('type == "x"', 6, "expected a value after '='"),
-    ('type "x"', 5, "expected =, !=, exists or contains"),
-    ('(type = "track"', 15, "expected ')'"),
-    ('type = "track")', 14, "expected 'and', 'or' or the end"),
-    ('type = "track" and', 18, "expected a field"),
-    ('type = "track" & event = "x"', 15, "unexpected character '&'"),
-    ('type = track', 7, "expected a value after '='"),
-    ('and type = "x"', 0, "expected a field"),
-    ('event = Order Completed"', 8, "expected a value after '=', found 'Order'"),
-    ('userId exists exists', 14, "expected 'and', 'or' or the end"),
-])
+@pytest.mark.parametrize(
+    "text, position, words",
+    [
+        ("", 0, "empty trigger"),
+        ("   ", 3, "empty trigger"),
+        ("type = ", 7, "expected a value after '='"),
+        ('type = "track', 7, "unterminated string"),
+        ('type = "tr\\qack"', 10, "bad escape"),
+        ('foo = "x"', 0, "unknown field 'foo'"),
+        ('type.name = "x"', 0, "no sub-fields"),
+        ('type == "x"', 6, "expected a value after '='"),
+        ('type "x"', 5, "expected =, !=, exists or contains"),
+        ('(type = "track"', 15, "expected ')'"),
+        ('type = "track")', 14, "expected 'and', 'or' or the end"),
+        ('type = "track" and', 18, "expected a field"),
+        ('type = "track" & event = "x"', 15, "unexpected character '&'"),
+        ("type = track", 7, "expected a value after '='"),
+        ('and type = "x"', 0, "expected a field"),
+        ('event = Order Completed"', 8, "expected a value after '=', found 'Order'"),
+        ("userId exists exists", 14, "expected 'and', 'or' or the end"),
+    ],
+)
 def test_syntax_errors_say_where(text, position, words):
     with pytest.raises(TriggerSyntaxError) as caught:
         parse_trigger(text)

@@ -47,14 +47,17 @@ def test_a_timestamp_given_is_kept(enqueuer, redis):
     assert queued_events(redis)[0]["timestamp"] == "2023-01-02T03:04:05.000Z"
 
 
-@pytest.mark.parametrize("call, field", [
-    (lambda p: p.track("u1", ""), "event"),
-    (lambda p: p.track(None, "Signed Up"), "userId"),
-    (lambda p: p.identify("u1", traits=["not", "a", "dict"]), "traits"),
-    (lambda p: p.group("u1", None), "groupId"),
-    (lambda p: p.alias(None, "u1"), "previousId"),
-    (lambda p: p.track("u1", "E", timestamp="last tuesday"), "timestamp"),
-])
+@pytest.mark.parametrize(
+    "call, field",
+    [
+        (lambda p: p.track("u1", ""), "event"),
+        (lambda p: p.track(None, "Signed Up"), "userId"),
+        (lambda p: p.identify("u1", traits=["not", "a", "dict"]), "traits"),
+        (lambda p: p.group("u1", None), "groupId"),
+        (lambda p: p.alias(None, "u1"), "previousId"),
+        (lambda p: p.track("u1", "E", timestamp="last tuesday"), "timestamp"),
+    ],
+)
 def test_bad_input_raises_invalid_event_at_the_call_naming_the_field(enqueuer, redis, call, field):
     with pytest.raises(InvalidEvent) as caught:
         call(Producer(enqueuer))
@@ -141,7 +144,6 @@ def test_the_default_producer_is_built_from_the_environment_on_first_use(redis_u
 def test_importing_producers_connects_to_nothing():
     import subprocess
     import sys
-    code = ("import sys, producers; "
-            "assert producers._default is None; "
-            "assert 'starlette' not in sys.modules and 'celery' not in sys.modules")
+
+    code = "import sys, producers; assert producers._default is None; assert 'starlette' not in sys.modules and 'celery' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, env={"REDIS_URL": "redis://127.0.0.1:1/0"})

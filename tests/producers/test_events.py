@@ -119,6 +119,7 @@ def test_the_write_key_is_never_kept():
 
 # -- timestamps ---------------------------------------------------------------
 
+
 def test_timestamps_are_normalised_to_utc_z():
     event = validate_event(make_event("track", timestamp="2024-05-01T14:00:00.123456+02:00"), received_at=NOW)
     assert event["timestamp"] == "2024-05-01T12:00:00.123Z"
@@ -162,8 +163,7 @@ def test_clock_skew_is_corrected_from_sent_at():
 
 
 def test_skew_correction_prefers_original_timestamp():
-    raw = make_event("track", originalTimestamp="2024-05-01T09:59:00Z", timestamp="2020-01-01T00:00:00Z",
-                     sentAt="2024-05-01T10:00:00Z")
+    raw = make_event("track", originalTimestamp="2024-05-01T09:59:00Z", timestamp="2020-01-01T00:00:00Z", sentAt="2024-05-01T10:00:00Z")
     event = validate_event(raw, received_at=NOW)
     assert event["timestamp"] == "2024-05-01T11:59:00.000Z"
     assert event["originalTimestamp"] == "2024-05-01T09:59:00.000Z"
@@ -180,6 +180,7 @@ def test_without_sent_at_the_timestamp_is_kept():
 
 
 # -- batches --------------------------------------------------------------------
+
 
 def test_batch_context_and_integrations_are_merged_the_event_winning():
     raw = make_event("track", context={"ip": "10.0.0.9", "locale": "fr"}, integrations={"Intercom": False})
@@ -207,6 +208,7 @@ def test_merging_does_not_change_the_raw_event():
 
 
 # -- size -----------------------------------------------------------------------
+
 
 def test_an_event_just_under_32_kb_is_accepted():
     event = make_event("track", properties={"blob": ""})

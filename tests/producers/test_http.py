@@ -48,6 +48,7 @@ def assert_error(response, status, code, *words):
 
 # -- success --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", EVENT_TYPES)
 def test_each_single_event_endpoint_accepts_into_the_queue(client, redis, kind):
     raw = make_event(kind)
@@ -82,8 +83,11 @@ def test_import_is_an_alias_of_batch(client, redis):
 
 
 def test_batch_context_integrations_and_sent_at_reach_each_event(client, redis):
-    body = {"batch": [make_event("track", context={"ip": "2.2.2.2"}), make_event("page")],
-            "context": {"ip": "1.1.1.1", "library": {"name": "x"}}, "integrations": {"All": False}}
+    body = {
+        "batch": [make_event("track", context={"ip": "2.2.2.2"}), make_event("page")],
+        "context": {"ip": "1.1.1.1", "library": {"name": "x"}},
+        "integrations": {"All": False},
+    }
     client.post("/v1/batch", json=body)
     first, second = queued_events(redis)
     assert first["context"] == {"ip": "2.2.2.2", "library": {"name": "x"}}
@@ -130,6 +134,7 @@ def test_received_at_and_message_id_are_stamped(client, redis):
 
 # -- bad input --------------------------------------------------------------------
 
+
 def test_malformed_json_is_400_saying_where(client):
     response = client.post("/v1/batch", content=b'{"batch": [', headers={"Content-Type": "application/json"})
     assert_error(response, 400, "invalid_json", "not valid JSON", "line 1")
@@ -144,21 +149,20 @@ def test_a_batch_that_is_not_an_array_is_400(client):
 
 
 def test_wrong_types_are_400_naming_the_field(client, redis):
-    body = assert_error(client.post("/v1/identify", json=make_event("identify", traits=["x"])),
-                        400, "invalid_event", "traits", "must be an object")
+    body = assert_error(
+        client.post("/v1/identify", json=make_event("identify", traits=["x"])), 400, "invalid_event", "traits", "must be an object"
+    )
     assert body["field"] == "traits"
     assert refused_count(redis) == 1 and accepted_count(redis) == 0
 
 
 def test_a_missing_user_is_400_naming_userid(client):
-    body = assert_error(client.post("/v1/track", json=make_event(userId=None)),
-                        400, "invalid_event", "userId or anonymousId")
+    body = assert_error(client.post("/v1/track", json=make_event(userId=None)), 400, "invalid_event", "userId or anonymousId")
     assert body["field"] == "userId"
 
 
 def test_an_unknown_type_in_a_batch_is_refused_naming_it(client):
-    body = assert_error(client.post("/v1/batch", json={"batch": [make_event("purchase")]}),
-                        400, "invalid_events", "all 1 events")
+    body = assert_error(client.post("/v1/batch", json={"batch": [make_event("purchase")]}), 400, "invalid_events", "all 1 events")
     assert body["refused"] == [{"index": 0, "field": "type", "message": body["refused"][0]["message"]}]
     assert "'purchase'" in body["refused"][0]["message"]
 
@@ -179,6 +183,7 @@ def test_a_chunked_request_over_500_kb_is_413(client):
     def chunks():
         for _ in range(100):
             yield b" " * 10_000
+
     response = client.post("/v1/batch", content=chunks(), headers={"Content-Type": "application/json"})
     assert_error(response, 413, "request_too_large")
 
@@ -221,8 +226,7 @@ def test_bad_gzip_is_400(client):
 
 def test_truncated_gzip_is_400(client):
     body = gzip.compress(json.dumps({"batch": [make_event()]}).encode())[:-12]
-    assert_error(client.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip"}),
-                 400, "invalid_gzip", "truncated")
+    assert_error(client.post("/v1/batch", content=body, headers={"Content-Encoding": "gzip"}), 400, "invalid_gzip", "truncated")
 
 
 def test_an_unsupported_encoding_is_415(client):
@@ -263,8 +267,14 @@ def test_a_batch_of_2500_is_accepted(client, redis):
 
 
 def test_a_partly_invalid_batch_accepts_the_valid_and_lists_the_refused(client, redis):
-    batch = [make_event(userId="a"), make_event(userId=None), make_event(userId="b"),
-             make_event("group", groupId=None), "not an object", make_event(userId="c")]
+    batch = [
+        make_event(userId="a"),
+        make_event(userId=None),
+        make_event(userId="b"),
+        make_event("group", groupId=None),
+        "not an object",
+        make_event(userId="c"),
+    ]
     response = client.post("/v1/batch", json={"batch": batch})
     assert response.status_code == 200
     body = response.json()
@@ -291,6 +301,7 @@ def test_unknown_paths_and_methods_answer_json(client):
 
 # -- operations -------------------------------------------------------------------
 
+
 def test_health_and_ready(client):
     assert client.get("/health").status_code == 200
     assert client.get("/ready").status_code == 200
@@ -300,6 +311,7 @@ def test_ready_is_503_when_redis_does_not_answer(settings, celery_app):
     import redis as redis_lib
     from redis.backoff import NoBackoff
     from redis.retry import Retry
+
     dead = redis_lib.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     server = LiveServer(create_app(settings, Enqueuer(dead, celery_app, max_backlog=10))).start()
     try:
@@ -346,6 +358,7 @@ def test_no_auth_must_be_asked_for_explicitly(redis_url, enqueuer, redis):
 
 def test_write_keys_never_reach_the_logs(live_server, caplog):
     import logging
+
     caplog.set_level(logging.DEBUG)
     httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=("wk_wrong_secret", ""))
     httpx.post(f"{live_server.url}/v1/track", json={**make_event(), "writeKey": "wk_wrong_secret"})

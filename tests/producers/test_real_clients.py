@@ -52,8 +52,7 @@ def test_segment_analytics_python_batched_with_gzip(live_server, redis):
     from segment.analytics import Client
 
     errors = []
-    client = Client(WRITE_KEY, host=live_server.url, gzip=True, upload_size=100,
-                    on_error=lambda error, batch: errors.append(error))
+    client = Client(WRITE_KEY, host=live_server.url, gzip=True, upload_size=100, on_error=lambda error, batch: errors.append(error))
     for i in range(250):
         client.track(f"u{i % 7}", "Feature Used", {"i": i})
     client.flush()
@@ -112,9 +111,22 @@ def _old_analytics_dir() -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-warn-conflicts", "--target", str(staging), OLD_ANALYTICS],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-warn-conflicts",
+            "--target",
+            str(staging),
+            OLD_ANALYTICS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         pytest.fail(f"could not install {OLD_ANALYTICS} into {staging} (needs PyPI):\n{result.stderr[-2000:]}")
     try:

@@ -19,14 +19,17 @@ def write_lines(path, lines):
 
 
 def test_valid_lines_are_accepted_and_bad_ones_reported_by_line_number(tmp_path, enqueuer, redis):
-    path = write_lines(tmp_path / "events.jsonl", [
-        json.dumps(make_event(userId="a")),
-        "{not json",
-        json.dumps(make_event(userId=None)),
-        "",
-        json.dumps(make_event("identify", userId="b")),
-        json.dumps(make_event("purchase")),
-    ])
+    path = write_lines(
+        tmp_path / "events.jsonl",
+        [
+            json.dumps(make_event(userId="a")),
+            "{not json",
+            json.dumps(make_event(userId=None)),
+            "",
+            json.dumps(make_event("identify", userId="b")),
+            json.dumps(make_event("purchase")),
+        ],
+    )
     summary = replay(path, enqueuer, progress=False)
     assert (summary.accepted, summary.lines, summary.refused_total) == (2, 6, 3)
     assert [line for line, _ in summary.refused] == [2, 3, 6]

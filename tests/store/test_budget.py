@@ -14,8 +14,7 @@ from worker.store.budget import RateBudget
 TOKEN = "tok123"
 
 
-def response(status: int = 200, *, limit: int | None = None, remaining: int | None = None,
-             reset: float | None = None) -> httpx.Response:
+def response(status: int = 200, *, limit: int | None = None, remaining: int | None = None, reset: float | None = None) -> httpx.Response:
     headers = {}
     if limit is not None:
         headers["X-RateLimit-Limit"] = str(limit)
@@ -40,6 +39,7 @@ def gaps(slots: list[float]) -> list[float]:
 # not through how long the test took: a busy machine delays threads, but it
 # cannot make the budget hand out two slots closer than its interval.
 # 1 ms of slack covers slots rounded to whole milliseconds.
+
 
 def test_reservations_are_spread_evenly_over_the_window(redis):
     # 21 per 1-s window at share 1.0: 20 slots a window (99% headroom), 50 ms apart.

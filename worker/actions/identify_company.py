@@ -26,8 +26,7 @@ NEEDS_CONTACT = True
 #: Intercom stores monthly_spend as a 32-bit signed integer.
 MAX_MONTHLY_SPEND = 2**31 - 1
 
-COMPANY_FIELDS = ("company_id", "name", "monthly_spend", "plan", "size", "website", "industry",
-                  "remote_created_at", "custom_attributes")
+COMPANY_FIELDS = ("company_id", "name", "monthly_spend", "plan", "size", "website", "industry", "remote_created_at", "custom_attributes")
 
 
 class Fields(FieldsSchema):

@@ -48,16 +48,28 @@ NEEDS_CONTACT = False
 ROLES = ("user", "lead")
 
 # Intercom's order of the contact fields, for readable request logs.
-BODY_FIELDS = ("role", "external_id", "email", "phone", "name", "avatar", "signed_up_at",
-               "last_seen_at", "owner_id", "unsubscribed_from_emails", "custom_attributes")
+BODY_FIELDS = (
+    "role",
+    "external_id",
+    "email",
+    "phone",
+    "name",
+    "avatar",
+    "signed_up_at",
+    "last_seen_at",
+    "owner_id",
+    "unsubscribed_from_emails",
+    "custom_attributes",
+)
 
 
 class Fields(FieldsSchema):
     """The mapped fields of Identify Contact."""
 
     # Intercom's contact schema marks these nullable: null clears the attribute.
-    NULLABLE = frozenset({"phone", "name", "avatar", "signed_up_at", "last_seen_at", "owner_id",
-                          "unsubscribed_from_emails", "custom_attributes"})
+    NULLABLE = frozenset(
+        {"phone", "name", "avatar", "signed_up_at", "last_seen_at", "owner_id", "unsubscribed_from_emails", "custom_attributes"}
+    )
 
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     external_id = StrId()
@@ -98,8 +110,9 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     role = contact.get("role") or role
     merged = _merge_leads(ctx, contact["id"], fields.get("email")) if role == "user" else []
     contact_id, role, late = _link_anonymous(ctx, contact["id"], role)
-    ctx.contacts.remember(contact_id, role, external_id=fields.get("external_id"),
-                          email=fields.get("email") if contact_id == contact["id"] else None)
+    ctx.contacts.remember(
+        contact_id, role, external_id=fields.get("external_id"), email=fields.get("email") if contact_id == contact["id"] else None
+    )
     if fields["role"] == "lead" and ctx.anonymous_id:
         ctx.contacts.end_lead_create(ctx.anonymous_id)
     return {"contact_id": contact_id, "role": role, "merged_leads": merged + late, "calls": ctx.calls}
@@ -218,9 +231,10 @@ def _search_unfinished_lead(ctx: ActionContext, email: str, note: LeadNote) -> d
         return found
     now = time.time()
     if now - note.began < LEAD_SEARCH_WAIT_SECONDS:
-        raise AwaitingSearch("an earlier attempt to create this lead did not finish; waiting for "
-                             "Intercom's search to show whether it made the lead",
-                             retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS))
+        raise AwaitingSearch(
+            "an earlier attempt to create this lead did not finish; waiting for Intercom's search to show whether it made the lead",
+            retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS),
+        )
     return None
 
 

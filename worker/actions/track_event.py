@@ -97,14 +97,14 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     fields = load_fields(Fields, fields)
     body, dropped = _build(fields)
     if dropped:
-        ctx.log.warning("track_event %r: metadata keys left out (Intercom takes 10 flat keys): %s",
-                        fields["event_name"], ", ".join(dropped))
+        ctx.log.warning(
+            "track_event %r: metadata keys left out (Intercom takes 10 flat keys): %s", fields["event_name"], ", ".join(dropped)
+        )
     contact_id = _resolve(ctx, fields)
     if contact_id is not None:
         body = {**{k: v for k, v in body.items() if k not in IDENTITY_KEYS}, "id": contact_id}
     _send(ctx, body, fields, contact_id)
-    return {"contact_id": contact_id, "user_id": fields.get("user_id"), "dropped_metadata": dropped,
-            "calls": ctx.calls}
+    return {"contact_id": contact_id, "user_id": fields.get("user_id"), "dropped_metadata": dropped, "calls": ctx.calls}
 
 
 def _build(fields: dict) -> tuple[dict, list[str]]:
@@ -144,8 +144,12 @@ def _is_intercom_object(value: Any) -> bool:
         return False
     if set(value) == {"url", "value"}:
         return all(isinstance(v, str) for v in value.values())
-    return (set(value) == {"amount", "currency"} and isinstance(value["amount"], int)
-            and not isinstance(value["amount"], bool) and isinstance(value["currency"], str))
+    return (
+        set(value) == {"amount", "currency"}
+        and isinstance(value["amount"], int)
+        and not isinstance(value["amount"], bool)
+        and isinstance(value["currency"], str)
+    )
 
 
 def _resolve(ctx: ActionContext, fields: dict) -> str | None:

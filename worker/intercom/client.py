@@ -73,8 +73,15 @@ class NoBudget:
 class IntercomClient:
     """Calls Intercom's REST API with a bearer token; thread-safe."""
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0,
-                 transport: httpx.BaseTransport | None = None, budget: Budget | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self._token = token  # kept only to scrub it from error bodies; never printed
         self._budget = budget or NoBudget()
         self._lock = threading.Lock()
@@ -173,8 +180,13 @@ class IntercomClient:
         """Count and send the request, turning transport failures into RetryableError."""
         with self._lock:
             self._calls += 1
-        request = httpx.Request(method, self.base_url + path, headers=self._headers,
-                                content=None if body is None else _encode(body), extensions=self._extensions)
+        request = httpx.Request(
+            method,
+            self.base_url + path,
+            headers=self._headers,
+            content=None if body is None else _encode(body),
+            extensions=self._extensions,
+        )
         try:
             response = self._transport.handle_request(request)
             try:
@@ -229,8 +241,10 @@ def _json(response: httpx.Response) -> dict:
         parsed = response.json()
     except ValueError:
         # A 2xx that is not JSON comes from something in between (a proxy); retry.
-        raise RetryableError(f"{response.request.method} {response.request.url.path} -> "
-                             f"{response.status_code} with a body that is not JSON", response.status_code) from None
+        raise RetryableError(
+            f"{response.request.method} {response.request.url.path} -> {response.status_code} with a body that is not JSON",
+            response.status_code,
+        ) from None
     return parsed if isinstance(parsed, dict) else {"data": parsed}
 
 

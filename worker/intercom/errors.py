@@ -59,8 +59,9 @@ class RetryableError(IntercomError):
 class RateLimited(RetryableError):
     """Over the rate limit: wait until ``reset_at`` (Unix seconds); this uses up no attempt."""
 
-    def __init__(self, message: str, status: int | None = None, body: Any = None,
-                 code: str | None = None, *, reset_at: float | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, body: Any = None, code: str | None = None, *, reset_at: float | None = None
+    ) -> None:
         super().__init__(message, status, body, code)
         self.reset_at = time.time() + DEFAULT_RATE_WINDOW_SECONDS if reset_at is None else reset_at
 
@@ -186,7 +187,7 @@ def _describe(response: httpx.Response, body: Any, code: str | None) -> str:
 
 
 def _request_line(source: httpx.Response | httpx.TransportError) -> str:
-    """"POST /contacts" for the request behind a response or error, if known."""
+    """ "POST /contacts" for the request behind a response or error, if known."""
     try:
         request = source.request
     except RuntimeError:  # a Response or error built by hand has no request

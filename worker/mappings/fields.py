@@ -127,8 +127,7 @@ def parse_path(text: str) -> Path:
         if match is None:
             raise PathError(text, position, f"unexpected {text[position]!r}")
         name, index, double, single = match.groups()
-        steps.append(int(index) if index is not None else next(
-            part for part in (name, double, single) if part is not None))
+        steps.append(int(index) if index is not None else next(part for part in (name, double, single) if part is not None))
         position = match.end()
     return Path(text, tuple(steps))
 
@@ -181,8 +180,7 @@ class Template(Source):
             # "{{traits.first}} {{traits.last}}" of an event without them would
             # send " " and overwrite a real name: nothing found, nothing sent.
             return MISSING
-        return "".join(part if isinstance(part, str) else _render(value)
-                       for part, value in zip(self.parts, found))
+        return "".join(part if isinstance(part, str) else _render(value) for part, value in zip(self.parts, found))
 
 
 @dataclass(frozen=True)
@@ -313,7 +311,7 @@ def _parse_directive(spec: dict, field: str) -> Source:
     """``{"@path": ...}``, ``{"@if": {...}}`` and the other spelled-out sources."""
     if len(spec) != 1:
         raise SourceError(field, f"a directive stands alone; got keys {sorted(map(str, spec))}")
-    (name, argument), = spec.items()
+    ((name, argument),) = spec.items()
     if name == "@literal":
         return Literal(argument)
     if name == "@path":
@@ -339,8 +337,7 @@ def _parse_if(argument: Any, field: str) -> IfExists:
         raise SourceError(field, "@if takes an object with 'exists' and 'then' and/or 'else'")
     unknown = set(argument) - {"exists", "then", "else"}
     if unknown:
-        raise SourceError(field, f"@if has unknown keys {sorted(map(str, unknown))}; "
-                                 "expected exists, then, else")
+        raise SourceError(field, f"@if has unknown keys {sorted(map(str, unknown))}; expected exists, then, else")
     return IfExists(
         condition=parse_source(argument["exists"], field),
         then=parse_source(argument.get("then"), field),

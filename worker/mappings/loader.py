@@ -64,8 +64,7 @@ def build_mappings(document: Any) -> list[Mapping]:
         raise MappingError("the file must hold an object with a 'mappings' list")
     unknown = set(document) - _FILE_KEYS
     if unknown:
-        raise MappingError(f"unknown top-level key {sorted(map(str, unknown))[0]!r}; "
-                           f"expected {', '.join(sorted(_FILE_KEYS))}")
+        raise MappingError(f"unknown top-level key {sorted(map(str, unknown))[0]!r}; expected {', '.join(sorted(_FILE_KEYS))}")
     include_defaults = document.get("include_defaults", False)
     if not isinstance(include_defaults, bool):
         raise MappingError(f"include_defaults must be true or false, got {include_defaults!r}")
@@ -93,8 +92,7 @@ def _read(source: str) -> Any:
         raise MappingError(f"can't read the mappings file: {error.strerror}", source=source) from None
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         # YAML's messages span lines (with a copy of the offending line); one line reads better in logs.
-        raise MappingError(f"not valid {_format(source)}: {' '.join(str(error).split())}",
-                           source=source) from None
+        raise MappingError(f"not valid {_format(source)}: {' '.join(str(error).split())}", source=source) from None
 
 
 def _format(source: str) -> str:
@@ -111,8 +109,9 @@ def _build_one(entry: Any, number: int) -> Mapping:
         raise MappingError("a mapping needs a non-empty 'name'", mapping=label, field="name")
     unknown = set(entry) - _MAPPING_KEYS
     if unknown:
-        raise MappingError(f"unknown key; expected {', '.join(sorted(_MAPPING_KEYS))}",
-                           mapping=name, field=str(sorted(map(str, unknown))[0]))
+        raise MappingError(
+            f"unknown key; expected {', '.join(sorted(_MAPPING_KEYS))}", mapping=name, field=str(sorted(map(str, unknown))[0])
+        )
     spec = _resolve_extends(entry) if "extends" in entry else entry
     for key in ("action", "trigger", "fields"):
         if key not in spec:
@@ -126,11 +125,9 @@ def _resolve_extends(entry: dict[str, Any]) -> dict[str, Any]:
     base = next((spec for spec in DEFAULT_SPECS if spec["name"] == base_name), None)
     if base is None:
         known = ", ".join(repr(spec["name"]) for spec in DEFAULT_SPECS)
-        raise MappingError(f"there is no built-in mapping {base_name!r} to extend; there are {known}",
-                           mapping=name, field="extends")
+        raise MappingError(f"there is no built-in mapping {base_name!r} to extend; there are {known}", mapping=name, field="extends")
     if "action" in entry and entry["action"] != base["action"]:
-        raise MappingError(f"{base_name!r} is a {base['action']} mapping; 'action' can't change",
-                           mapping=name, field="action")
+        raise MappingError(f"{base_name!r} is a {base['action']} mapping; 'action' can't change", mapping=name, field="action")
     fields = entry.get("fields", {})
     if not isinstance(fields, dict):
         raise MappingError("'fields' must be an object of field: source", mapping=name, field="fields")

@@ -15,17 +15,49 @@ from worker.mappings.triggers import Trigger, TriggerSyntaxError
 
 #: The fields each action takes (docs/mappings.md; Segment's destination has the same).
 ACTION_FIELDS: dict[str, frozenset[str]] = {
-    "identify_contact": frozenset({
-        "role", "external_id", "email", "phone", "name", "avatar", "signed_up_at",
-        "last_seen_at", "owner_id", "unsubscribed_from_emails", "custom_attributes",
-    }),
-    "track_event": frozenset({
-        "event_name", "created_at", "user_id", "email", "id", "revenue", "currency", "metadata",
-    }),
-    "identify_company": frozenset({
-        "company_id", "name", "monthly_spend", "plan", "size", "website", "industry",
-        "remote_created_at", "custom_attributes", "external_id", "email", "contact_id",
-    }),
+    "identify_contact": frozenset(
+        {
+            "role",
+            "external_id",
+            "email",
+            "phone",
+            "name",
+            "avatar",
+            "signed_up_at",
+            "last_seen_at",
+            "owner_id",
+            "unsubscribed_from_emails",
+            "custom_attributes",
+        }
+    ),
+    "track_event": frozenset(
+        {
+            "event_name",
+            "created_at",
+            "user_id",
+            "email",
+            "id",
+            "revenue",
+            "currency",
+            "metadata",
+        }
+    ),
+    "identify_company": frozenset(
+        {
+            "company_id",
+            "name",
+            "monthly_spend",
+            "plan",
+            "size",
+            "website",
+            "industry",
+            "remote_created_at",
+            "custom_attributes",
+            "external_id",
+            "email",
+            "contact_id",
+        }
+    ),
 }
 
 #: Fields an action can't do without; a mapping that leaves one unmapped would
@@ -43,8 +75,7 @@ class MappingError(ValueError):
     ``source`` is the file it came from, when it came from one.
     """
 
-    def __init__(self, message: str, *, mapping: str | None = None, field: str | None = None,
-                 source: str | None = None) -> None:
+    def __init__(self, message: str, *, mapping: str | None = None, field: str | None = None, source: str | None = None) -> None:
         where = [f"in {source}"] if source is not None else []
         if mapping is not None:
             where.append(f"mapping {mapping!r}")
@@ -72,8 +103,7 @@ class Mapping:
         if not isinstance(name, str) or not name.strip():
             raise MappingError(f"a mapping needs a non-empty name, got {name!r}", field="name")
         if action not in ACTION_FIELDS:
-            raise MappingError(f"unknown action {action!r}; expected one of {', '.join(ACTION_FIELDS)}",
-                               mapping=name, field="action")
+            raise MappingError(f"unknown action {action!r}; expected one of {', '.join(ACTION_FIELDS)}", mapping=name, field="action")
         try:
             parsed_trigger = Trigger.parse(trigger)
         except TriggerSyntaxError as error:
@@ -93,14 +123,12 @@ class Mapping:
 def _parse_fields(name: str, action: str, fields: Any) -> tuple[tuple[str, Source], ...]:
     """Check every field name against the action and parse its source."""
     if not isinstance(fields, dict):
-        raise MappingError(f"'fields' must be an object of field: source, got {fields!r}",
-                           mapping=name, field="fields")
+        raise MappingError(f"'fields' must be an object of field: source, got {fields!r}", mapping=name, field="fields")
     allowed = ACTION_FIELDS[action]
     sources = []
     for field, spec in fields.items():
         if field not in allowed:
-            raise MappingError(f"{action} has no field {field!r}; its fields are {', '.join(sorted(allowed))}",
-                               mapping=name, field=field)
+            raise MappingError(f"{action} has no field {field!r}; its fields are {', '.join(sorted(allowed))}", mapping=name, field=field)
         if spec is None:
             continue  # null means "none": the field is not mapped
         try:
@@ -109,8 +137,7 @@ def _parse_fields(name: str, action: str, fields: Any) -> tuple[tuple[str, Sourc
             raise MappingError(error.reason, mapping=name, field=error.field) from None
     missing = REQUIRED_FIELDS[action] - {field for field, _ in sources}
     if missing:
-        raise MappingError(f"{action} requires this field, but it is not mapped",
-                           mapping=name, field=sorted(missing)[0])
+        raise MappingError(f"{action} requires this field, but it is not mapped", mapping=name, field=sorted(missing)[0])
     return tuple(sources)
 
 

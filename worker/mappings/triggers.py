@@ -68,14 +68,17 @@ class Token:
     value: Any = None
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_$][\w$-]*(?:\.[\w$-]+|\[\d+\])*)
   | (?P<op>!=|=)
   | (?P<paren>[()])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 def tokenize(text: str) -> Iterator[Token]:

@@ -56,7 +56,9 @@ _HEADROOM = f"local HEADROOM = {HEADROOM}\n"
 # is counted here, which spares most calls a second round trip (see observe).
 # A Lua function, so that the lane scripts can reserve a claimed head's first
 # call in the round trip that claims it (worker/store/lanes.py).
-RESERVE_FUNCTION = _HEADROOM + """
+RESERVE_FUNCTION = (
+    _HEADROOM
+    + """
 local function reserve(budget, counters, default_limit, share, window_ms, max_wait_ms)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -72,15 +74,21 @@ local function reserve(budget, counters, default_limit, share, window_ms, max_wa
   return {math.floor(slot - now), math.floor(slot), limit}
 end
 """
+)
 
 # KEYS: budget hash, counters    ARGV: default limit, share, window ms, max wait ms
-_RESERVE = RESERVE_FUNCTION + """
+_RESERVE = (
+    RESERVE_FUNCTION
+    + """
 return reserve(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 """
+)
 
 # KEYS: budget hash, counters
 # ARGV: limit ('' if absent), remaining ('' if absent), reset s ('' if absent), status, share, window ms
-_OBSERVE = _HEADROOM + """
+_OBSERVE = (
+    _HEADROOM
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if ARGV[1] ~= '' then redis.call('HSET', KEYS[1], 'limit', ARGV[1]) end
@@ -103,6 +111,7 @@ if ARGV[2] ~= '' and ARGV[1] ~= '' then
 end
 return 0
 """
+)
 
 
 @dataclass(frozen=True)
@@ -120,9 +129,16 @@ _prepaid: ContextVar[Slot | None] = ContextVar("prepaid_slot", default=None)
 class RateBudget:
     """The fleet's budget for one access token; the Intercom client calls it around each request."""
 
-    def __init__(self, redis: Any, token_id: str, *, share: float = 1.0,
-                 default_limit: int = DEFAULT_LIMIT_PER_WINDOW, window_seconds: float = WINDOW_SECONDS,
-                 max_inline_wait: float = MAX_INLINE_WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        redis: Any,
+        token_id: str,
+        *,
+        share: float = 1.0,
+        default_limit: int = DEFAULT_LIMIT_PER_WINDOW,
+        window_seconds: float = WINDOW_SECONDS,
+        max_inline_wait: float = MAX_INLINE_WAIT_SECONDS,
+    ) -> None:
         self.key = f"{keys.PREFIX}budget:{token_id}"
         self.share = share
         self.default_limit = default_limit
@@ -194,8 +210,11 @@ class RateBudget:
         remaining as our own pace leaves.  Those need no round trip to Redis.
         """
         headers = response.headers
-        limit, remaining, reset = (headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", ""),
-                                   headers.get("X-RateLimit-Reset", ""))
+        limit, remaining, reset = (
+            headers.get("X-RateLimit-Limit", ""),
+            headers.get("X-RateLimit-Remaining", ""),
+            headers.get("X-RateLimit-Reset", ""),
+        )
         if response.status_code != 429 and slot is not None and not self._teaches(limit, remaining, reset, slot):
             return
         args = [limit, remaining, reset, str(response.status_code), self.share, self.window_ms]

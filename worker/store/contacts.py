@@ -77,8 +77,7 @@ class ContactCache:
         self.redis = redis
         self.ttl = ttl
 
-    def get(self, *, external_id: str | None = None, email: str | None = None,
-            anonymous_id: str | None = None) -> CachedContact | None:
+    def get(self, *, external_id: str | None = None, email: str | None = None, anonymous_id: str | None = None) -> CachedContact | None:
         """The contact of the first id that is cached, in the order external_id, email, anonymous_id."""
         keys = _keys(external_id=external_id, email=email, anonymous_id=anonymous_id)
         if not keys:
@@ -91,8 +90,9 @@ class ContactCache:
                 return CachedContact(found["id"], found.get("role", "user"))
         return None
 
-    def remember(self, contact_id: str, role: str, *, external_id: str | None = None,
-                 email: str | None = None, anonymous_id: str | None = None) -> None:
+    def remember(
+        self, contact_id: str, role: str, *, external_id: str | None = None, email: str | None = None, anonymous_id: str | None = None
+    ) -> None:
         """Point the given ids at the contact (and refresh their TTL)."""
         if email and role == "lead" and self._user_owns(email, contact_id):
             email = None  # a user and a lead may share an email: the user wins lookups

@@ -20,16 +20,16 @@ from worker.store import keys
 
 #: Counters that only grow.
 TOTALS = (
-    "accepted",        # events the door accepted (durable in Redis)
-    "refused",         # events the door refused as invalid
-    "duplicate",       # accepted again with a messageId already seen: delivered once
-    "filtered",        # events that triggered no mapping
-    "ingested",        # events expanded into one or more deliveries
-    "deliveries",      # deliveries created by ingestion (and by dead-letter replays)
-    "delivered",       # deliveries Intercom accepted
-    "dead_lettered",   # deliveries given up, with their reason
-    "rate_limited",    # 429 answers from Intercom
-    "api_calls",       # HTTP calls made to Intercom
+    "accepted",  # events the door accepted (durable in Redis)
+    "refused",  # events the door refused as invalid
+    "duplicate",  # accepted again with a messageId already seen: delivered once
+    "filtered",  # events that triggered no mapping
+    "ingested",  # events expanded into one or more deliveries
+    "deliveries",  # deliveries created by ingestion (and by dead-letter replays)
+    "delivered",  # deliveries Intercom accepted
+    "dead_lettered",  # deliveries given up, with their reason
+    "rate_limited",  # 429 answers from Intercom
+    "api_calls",  # HTTP calls made to Intercom
 )
 
 #: Counters that go up and down: how many deliveries are in that state now.

@@ -43,25 +43,42 @@ class DeadLetter:
         data = json.loads(raw)
         delivery = data.get("delivery") or None
         return cls(
-            id=data["id"], person=data.get("person", ""), action=(delivery or {}).get("action"),
-            reason=data.get("reason", ""), response=data.get("response"),
-            attempts=int(data.get("attempts") or 0), dead_at=int(data.get("dead_at") or 0), delivery=delivery,
+            id=data["id"],
+            person=data.get("person", ""),
+            action=(delivery or {}).get("action"),
+            reason=data.get("reason", ""),
+            response=data.get("response"),
+            attempts=int(data.get("attempts") or 0),
+            dead_at=int(data.get("dead_at") or 0),
+            delivery=delivery,
         )
 
     def as_dict(self) -> dict:
         return {
-            "id": self.id, "person": self.person, "action": self.action, "reason": self.reason,
-            "response": self.response, "attempts": self.attempts, "dead_at": self.dead_at,
-            "event": (self.delivery or {}).get("event"), "mapping": (self.delivery or {}).get("mapping"),
+            "id": self.id,
+            "person": self.person,
+            "action": self.action,
+            "reason": self.reason,
+            "response": self.response,
+            "attempts": self.attempts,
+            "dead_at": self.dead_at,
+            "event": (self.delivery or {}).get("event"),
+            "mapping": (self.delivery or {}).get("mapping"),
         }
 
 
-def letter(delivery_id: str, record: dict, reason: str, *, response: Any = None,
-           attempts: int = 0, first_failure_ms: int | None = None) -> dict:
+def letter(
+    delivery_id: str, record: dict, reason: str, *, response: Any = None, attempts: int = 0, first_failure_ms: int | None = None
+) -> dict:
     """The JSON body of a dead letter, as lanes.finish stores it."""
     return {
-        "id": delivery_id, "person": record.get("person"), "reason": reason, "response": response,
-        "attempts": attempts, "first_failure_at": first_failure_ms, "dead_at": int(time.time() * 1000),
+        "id": delivery_id,
+        "person": record.get("person"),
+        "reason": reason,
+        "response": response,
+        "attempts": attempts,
+        "first_failure_at": first_failure_ms,
+        "dead_at": int(time.time() * 1000),
         "delivery": record,
     }
 
@@ -76,8 +93,9 @@ class DeadLetters:
     def count(self) -> int:
         return int(self.redis.zcard(keys.DEAD_INDEX))
 
-    def iter(self, *, reason: str | None = None, person: str | None = None, ids: list[str] | None = None,
-             chunk: int = 500) -> Iterator[DeadLetter]:
+    def iter(
+        self, *, reason: str | None = None, person: str | None = None, ids: list[str] | None = None, chunk: int = 500
+    ) -> Iterator[DeadLetter]:
         """Dead letters oldest first, filtered by reason (substring), person or ids."""
         wanted = set(ids) if ids else None
         start = 0

@@ -124,7 +124,9 @@ end
 
 # KEYS: seen, lane, deliveries, leases, state, inflight, counters, identifies
 # ARGV: seq, person, now, dispatch, seen_ttl, n_identifies, (id, record)...
-_INGEST = _NEXT_HEAD + """
+_INGEST = (
+    _NEXT_HEAD
+    + """
 local seq, person, now, dispatch = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local seen = redis.call('GET', KEYS[1])
 if seen == seq then return false end  -- a redelivered ingest: this event is in already
@@ -147,6 +149,7 @@ end
 if redis.call('ZSCORE', KEYS[4], person) then return false end
 return next_head(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
 """
+)
 
 # Shared Lua: lease a head to a task; what the task needs to run it.
 _TAKE = """
@@ -161,7 +164,9 @@ end
 # KEYS: lane, leases, state, inflight, deliveries, attempts, identifies
 # ARGV: person, id, token, now, lease, tolerance
 # Returns {status} or {'ok', record, attempts, identifies waiting in the lane}.
-_CLAIM = _TAKE + """
+_CLAIM = (
+    _TAKE
+    + """
 local person, id, token, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('ZRANGE', KEYS[1], 0, 0)[1] ~= id then return {'stale'} end
 local state = redis.call('HGET', KEYS[3], person)
@@ -177,6 +182,7 @@ if tonumber(redis.call('HGET', KEYS[4], person) or '0') > 0 then
 end
 return take(KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7], person, id, token, now + tonumber(ARGV[5]))
 """
+)
 
 # KEYS: leases, state    ARGV: person, token, deadline
 _RENEW = """
@@ -193,7 +199,11 @@ return 1
 # lane's next head itself saves a round trip): {'ok', head, record, attempts,
 # identifies}, and with a budget also the reply of reserving the head's first
 # call (worker/store/budget.py).  Without a token: {'ok', head or false}.
-_FINISH = _NEXT_HEAD + _TAKE + RESERVE_FUNCTION + """
+_FINISH = (
+    _NEXT_HEAD
+    + _TAKE
+    + RESERVE_FUNCTION
+    + """
 local person, id, outcome, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if not redis.call('ZSCORE', KEYS[1], id) then return {'stale'} end
 redis.call('ZREM', KEYS[1], id)
@@ -218,10 +228,13 @@ if head and ARGV[7] ~= '' then
 end
 return {'ok', head}
 """
+)
 
 # KEYS: lane, leases, state, inflight, counters, parked, parked_index, attempts
 # ARGV: person, id, now, dispatch, hold
-_PARK = _NEXT_HEAD + """
+_PARK = (
+    _NEXT_HEAD
+    + """
 local person, id, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 if not redis.call('ZSCORE', KEYS[1], id) then return {'stale'} end
 redis.call('ZREM', KEYS[1], id)
@@ -231,16 +244,20 @@ redis.call('HINCRBY', KEYS[5], 'parked', 1)
 drop_attempts(KEYS[8], KEYS[5], id)
 return {'ok', next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[4]))}
 """
+)
 
 # KEYS: lane, leases, state, inflight, counters, parked, parked_index
 # ARGV: person, now, dispatch
 # Releases a person's parked deliveries now; wakes the lane if it was idle.
-_UNPARK = _NEXT_HEAD + """
+_UNPARK = (
+    _NEXT_HEAD
+    + """
 local person = ARGV[1]
 if unpark(KEYS[1], KEYS[6], KEYS[7], KEYS[5], person) == 0 then return false end
 if redis.call('ZSCORE', KEYS[2], person) then return false end
 return next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, tonumber(ARGV[2]), tonumber(ARGV[3]))
 """
+)
 
 # KEYS: lane, leases, state, counters, attempts
 # ARGV: person, id, wake_at, attempts_value ('' for a wait that uses no attempt)
@@ -276,7 +293,9 @@ return false
 
 # KEYS: leases, state, inflight    ARGV: now, dispatch, limit, lane prefix
 # Resends the head of every lane whose deadline has passed.
-_SWEEP = _NEXT_HEAD + """
+_SWEEP = (
+    _NEXT_HEAD
+    + """
 local now, dispatch = tonumber(ARGV[1]), tonumber(ARGV[2])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local woken = {}
@@ -289,6 +308,7 @@ for _, person in ipairs(due) do
 end
 return woken
 """
+)
 
 # KEYS: parked_index, counters, deliveries, dead, dead_index
 # ARGV: now, hold, limit, parked prefix
@@ -325,7 +345,9 @@ return expired
 # KEYS: lane, deliveries, leases, state, inflight, counters, identifies, dead, dead_index
 # ARGV: person, id, record, seq, now, dispatch, dead_id
 # Puts a dead letter back at the end of its person's lane as a new delivery.
-_REPLAY = _NEXT_HEAD + """
+_REPLAY = (
+    _NEXT_HEAD
+    + """
 local person, id = ARGV[1], ARGV[2]
 if redis.call('HDEL', KEYS[8], ARGV[7]) == 0 then return {'gone'} end
 redis.call('ZREM', KEYS[9], ARGV[7])
@@ -336,6 +358,7 @@ if string.sub(id, -1) == 'I' then redis.call('HINCRBY', KEYS[7], person, 1) end
 if redis.call('ZSCORE', KEYS[3], person) then return {'ok', false} end
 return {'ok', next_head(KEYS[1], KEYS[3], KEYS[4], KEYS[5], person, tonumber(ARGV[5]), tonumber(ARGV[6]))}
 """
+)
 
 #: Hash delivery id -> "attempts|first failure ms" while a delivery is retrying.
 ATTEMPTS = keys.PREFIX + "attempts"
@@ -390,14 +413,21 @@ class Lanes:
         args.append(sum(1 for did, _ in deliveries if did.endswith("I")))
         for did, record in deliveries:
             args += [did, json.dumps(record, separators=(",", ":"))]
-        ks = [keys.seen(message_id), keys.lane(person), keys.DELIVERIES, keys.LEASES,
-              keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS, keys.LANE_IDENTIFIES]
+        ks = [
+            keys.seen(message_id),
+            keys.lane(person),
+            keys.DELIVERIES,
+            keys.LEASES,
+            keys.LANE_STATE,
+            keys.INFLIGHT,
+            keys.COUNTERS,
+            keys.LANE_IDENTIFIES,
+        ]
         return self._ingest(keys=ks, args=args, client=pipe)
 
     # -- running a head ----------------------------------------------------
     def claim(self, person: str, delivery: str, token: str, *, tolerance_ms: int = 250) -> Claim:
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, ATTEMPTS,
-              keys.LANE_IDENTIFIES]
+        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, ATTEMPTS, keys.LANE_IDENTIFIES]
         result = self._claim(keys=ks, args=[person, delivery, token, now_ms(), self.lease_ms, tolerance_ms])
         status = _text(result[0])
         if status != "ok" or len(result) < 2 or not result[1]:
@@ -412,8 +442,9 @@ class Lanes:
         """Close the head as ``delivered`` or ``dead_lettered``; returns the next head to send."""
         return _next(self._close(person, delivery, outcome, dead_letter, ""))
 
-    def finish_and_claim(self, person: str, delivery: str, outcome: str, token: str, *,
-                         reserve: tuple[str, list] | None = None) -> tuple[str | None, Claim | None]:
+    def finish_and_claim(
+        self, person: str, delivery: str, outcome: str, token: str, *, reserve: tuple[str, list] | None = None
+    ) -> tuple[str | None, Claim | None]:
         """Close the head and claim the next one for ``token`` in the same round trip: (head, its claim).
 
         With ``reserve`` (``RateBudget.reservation()``), the same round trip
@@ -429,11 +460,23 @@ class Lanes:
             claim = dataclasses.replace(claim, first_slot=result[5])
         return head, claim
 
-    def _close(self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str,
-               reserve: tuple[str, list] | None = None) -> Any:
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES,
-              keys.COUNTERS, keys.LANE_IDENTIFIES, keys.parked(person), keys.PARKED_INDEX,
-              ATTEMPTS, keys.DEAD, keys.DEAD_INDEX]
+    def _close(
+        self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str, reserve: tuple[str, list] | None = None
+    ) -> Any:
+        ks = [
+            keys.lane(person),
+            keys.LEASES,
+            keys.LANE_STATE,
+            keys.INFLIGHT,
+            keys.DELIVERIES,
+            keys.COUNTERS,
+            keys.LANE_IDENTIFIES,
+            keys.parked(person),
+            keys.PARKED_INDEX,
+            ATTEMPTS,
+            keys.DEAD,
+            keys.DEAD_INDEX,
+        ]
         letter = json.dumps(dead_letter, separators=(",", ":")) if dead_letter else ""
         args = [person, delivery, outcome, now_ms(), self.dispatch_ms, letter, token, self.lease_ms]
         if reserve is not None and token:
@@ -444,14 +487,21 @@ class Lanes:
 
     def park(self, person: str, delivery: str) -> str | None:
         """Set the head aside until the person's next identify; returns the next head."""
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS,
-              keys.parked(person), keys.PARKED_INDEX, ATTEMPTS]
+        ks = [
+            keys.lane(person),
+            keys.LEASES,
+            keys.LANE_STATE,
+            keys.INFLIGHT,
+            keys.COUNTERS,
+            keys.parked(person),
+            keys.PARKED_INDEX,
+            ATTEMPTS,
+        ]
         return _next(self._park(keys=ks, args=[person, delivery, now_ms(), self.dispatch_ms, self.hold_ms]))
 
     def unpark(self, person: str) -> str | None:
         """Release the person's parked deliveries; returns the head to send if the lane woke."""
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS,
-              keys.parked(person), keys.PARKED_INDEX]
+        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS, keys.parked(person), keys.PARKED_INDEX]
         head = self._unpark(keys=ks, args=[person, now_ms(), self.dispatch_ms])
         return _text(head) if head else None
 
@@ -494,8 +544,17 @@ class Lanes:
         """Put a dead letter's delivery back at the end of its lane: (replayed, head to send)."""
         seq = int(self.redis.incr(keys.SEQ))
         new_id = delivery_id(seq, 0, action)
-        ks = [keys.lane(person), keys.DELIVERIES, keys.LEASES, keys.LANE_STATE, keys.INFLIGHT,
-              keys.COUNTERS, keys.LANE_IDENTIFIES, keys.DEAD, keys.DEAD_INDEX]
+        ks = [
+            keys.lane(person),
+            keys.DELIVERIES,
+            keys.LEASES,
+            keys.LANE_STATE,
+            keys.INFLIGHT,
+            keys.COUNTERS,
+            keys.LANE_IDENTIFIES,
+            keys.DEAD,
+            keys.DEAD_INDEX,
+        ]
         args = [person, new_id, json.dumps(record, separators=(",", ":")), seq, now_ms(), self.dispatch_ms, dead_id]
         result = self._replay(keys=ks, args=args)
         return _text(result[0]) == "ok", _next(result)

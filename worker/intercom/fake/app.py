@@ -325,14 +325,17 @@ class ApiApp:
         if not decision.allowed:
             call.reason = "rate_limited"
             message = f"Exceeded rate limit of {decision.limit} in {config.window_seconds}_seconds"
-            return JSONResponse(
-                error_body("rate_limit_exceeded", message, call.request_id), 429, headers=decision.headers()
-            )
+            return JSONResponse(error_body("rate_limit_exceeded", message, call.request_id), 429, headers=decision.headers())
         return None
 
     def _dispatch(
-        self, call: Call, route: ApiRoute | None, params: dict[str, str], body: Any,
-        parse_error: str | None, query: QueryParams,
+        self,
+        call: Call,
+        route: ApiRoute | None,
+        params: dict[str, str],
+        body: Any,
+        parse_error: str | None,
+        query: QueryParams,
     ) -> Response:
         """Route, validate, run the handler; every answer carries the rate-limit headers."""
         headers = dict(call.headers)

@@ -42,8 +42,7 @@ class FakeIntercom:
         changes = dict(changes)
         with self.lock:
             config = self.config
-            for key, attr in (("add_contact_attributes", "contact_attributes"),
-                              ("add_company_attributes", "company_attributes")):
+            for key, attr in (("add_contact_attributes", "contact_attributes"), ("add_company_attributes", "company_attributes")):
                 if key in changes:
                     added = changes.pop(key)
                     added = [added] if isinstance(added, str) else list(added)

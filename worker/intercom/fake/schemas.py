@@ -276,11 +276,7 @@ def _is_monetary_amount(item: Any) -> bool:
 
 def _is_rich_link(item: Any) -> bool:
     """``{"url": "https://…", "value": "text"}`` (API.md, Rich Link)."""
-    return (
-        isinstance(item, dict)
-        and set(item) == RICH_LINK_KEYS
-        and all(isinstance(item[k], str) for k in RICH_LINK_KEYS)
-    )
+    return isinstance(item, dict) and set(item) == RICH_LINK_KEYS and all(isinstance(item[k], str) for k in RICH_LINK_KEYS)
 
 
 def _bad(name: str) -> Issue:

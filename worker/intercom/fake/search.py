@@ -60,7 +60,9 @@ FIELD_TYPES: dict[str, str] = {
 #: Searchable documents are sparse (no None values, to keep a large workspace small): these
 #: are the values of fields a document leaves out, and fields stored under another name.
 FIELD_DEFAULTS: dict[str, Any] = {
-    "unsubscribed_from_emails": False, "marked_email_as_spam": False, "has_hard_bounced": False,
+    "unsubscribed_from_emails": False,
+    "marked_email_as_spam": False,
+    "has_hard_bounced": False,
 }
 FIELD_ALIASES = {"formatted_phone": "phone"}
 
@@ -108,9 +110,7 @@ def _compile(query: Any, depth: int) -> Predicate:
     if not isinstance(children, list) or not children:
         raise SearchError("bad_request", f"An {operator} group needs a non-empty list of filters")
     if len(children) > MAX_FILTERS_PER_GROUP:
-        raise SearchError(
-            "bad_request", f"A search group allows at most {MAX_FILTERS_PER_GROUP} filters"
-        )
+        raise SearchError("bad_request", f"A search group allows at most {MAX_FILTERS_PER_GROUP} filters")
     parts = [_compile(child, depth + 1) for child in children]
     if operator == "AND":
         return lambda doc: all(p(doc) for p in parts)
@@ -174,8 +174,7 @@ def _generic_matcher(op: str, value: Any, norm: Callable[[Any], Any] = lambda v:
             return op == "!~"
         if op in ("~", "!~", "^", "$"):
             got_s, value_s = str(got), str(value)
-            result = {"~": value_s in got_s, "!~": value_s not in got_s,
-                      "^": got_s.startswith(value_s), "$": got_s.endswith(value_s)}[op]
+            result = {"~": value_s in got_s, "!~": value_s not in got_s, "^": got_s.startswith(value_s), "$": got_s.endswith(value_s)}[op]
             return result
         return _ordered(got, value, op)
 
@@ -318,9 +317,7 @@ def decode_cursor(cursor: str) -> int:
     raise SearchError("bad_request", "bad 'pagination.starting_after' parameter")
 
 
-def sort_items(
-    items: list[T], name: str, descending: bool, doc: Callable[[T], dict[str, Any]]
-) -> list[T]:
+def sort_items(items: list[T], name: str, descending: bool, doc: Callable[[T], dict[str, Any]]) -> list[T]:
     """Sort on one field of each item's document; nulls last in either order, ties by id."""
     present = [i for i in items if doc(i).get(name) is not None]
     missing = [i for i in items if doc(i).get(name) is None]

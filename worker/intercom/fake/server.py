@@ -83,8 +83,7 @@ def _uvicorn_server(config: FakeConfig) -> uvicorn.Server:
     )
 
 
-def serve(host: str, port: int, config: FakeConfig | None = None,
-          on_ready: Callable[[str], None] | None = None) -> None:
+def serve(host: str, port: int, config: FakeConfig | None = None, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted (SIGINT/SIGTERM). `on_ready` gets the base URL once bound."""
     config = (config or FakeConfig()).changed(host=host, port=port)
     sock = _bind(host, port)
@@ -126,11 +125,17 @@ class FakeHandle:
         """GET /_fake/state: contacts, events per contact, companies, attachments, merges."""
         return self._get("state")
 
-    def requests(self, method: str | None = None, path: str | None = None, status: int | None = None,
-                 route: str | None = None, since: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    def requests(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        route: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
         """GET /_fake/requests: logged API calls matching every given filter, oldest first."""
-        return self._get("requests", method=method, path=path, status=status, route=route,
-                         since=since, limit=limit)["requests"]
+        return self._get("requests", method=method, path=path, status=status, route=route, since=since, limit=limit)["requests"]
 
     def stats(self) -> dict[str, Any]:
         """GET /_fake/stats: counters per status, route, window; 429s; max calls per window."""
@@ -149,8 +154,9 @@ class FakeHandle:
         """Answer the next `count` API calls with `status` (or "drop")."""
         return self._post("faults", {"status": status, "count": count})
 
-    def add_custom_attributes(self, contacts: list[str] | tuple[str, ...] = (),
-                              companies: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    def add_custom_attributes(
+        self, contacts: list[str] | tuple[str, ...] = (), companies: list[str] | tuple[str, ...] = ()
+    ) -> dict[str, Any]:
         """Create custom attribute names in the workspace (so a refused call can be replayed)."""
         return self.configure(add_contact_attributes=list(contacts), add_company_attributes=list(companies))
 
@@ -263,7 +269,9 @@ def start_in_subprocess(config: FakeConfig | None = None, quiet: bool = True) ->
         output = subprocess.DEVNULL if quiet else None
         process = subprocess.Popen(
             [sys.executable, "-m", "worker.intercom.fake", "--ready-file", str(ready_file)],
-            env=env, stdout=output, stderr=output,
+            env=env,
+            stdout=output,
+            stderr=output,
         )
         url = _wait_for_ready_file(ready_file, process)
     handle = ProcessHandle(url, process)

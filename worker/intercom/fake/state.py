@@ -27,8 +27,7 @@ from .config import FakeConfig
 
 #: Contact keys that are set verbatim from create/update bodies (create_contact_request).
 CONTACT_FIELDS = (
-    "role external_id email email_verified phone name avatar signed_up_at last_seen_at "
-    "owner_id unsubscribed_from_emails"
+    "role external_id email email_verified phone name avatar signed_up_at last_seen_at owner_id unsubscribed_from_emails"
 ).split()
 
 #: Company keys that are set verbatim from create_or_update_company_request.
@@ -252,9 +251,7 @@ class WorkspaceState:
         self._snapshot(contact)
         return self.render_contact(contact)
 
-    def update_contact(
-        self, contact_id: str, body: dict[str, Any], include_merge_history: bool = False
-    ) -> dict[str, Any]:
+    def update_contact(self, contact_id: str, body: dict[str, Any], include_merge_history: bool = False) -> dict[str, Any]:
         """PUT /contacts/{id}: change fields; lead → user allowed, user → lead refused."""
         contact = self.live_contact(contact_id)
         fields = self._contact_fields(body)
@@ -305,7 +302,9 @@ class WorkspaceState:
             # Undocumented (API.md gap 2): Segment says "External IDs cannot be set if the role is
             # lead", and find_by_external_id "only supports users". Modelled as a 400.
             raise ApiError(
-                400, "parameter_invalid", "External IDs cannot be set if the role is lead",
+                400,
+                "parameter_invalid",
+                "External IDs cannot be set if the role is lead",
                 field="external_id",
             )
         self.check_custom_attributes(body.get("custom_attributes"), self.config.contact_attributes)
@@ -320,7 +319,9 @@ class WorkspaceState:
         for name in attributes or {}:
             if name not in known_set:
                 raise ApiError(
-                    400, "parameter_invalid", f"Custom attribute '{name}' does not exist",
+                    400,
+                    "parameter_invalid",
+                    f"Custom attribute '{name}' does not exist",
                     field=f"custom_attributes.{name}",
                 )
 
@@ -330,9 +331,7 @@ class WorkspaceState:
         """
         existing = self._conflicting_user(external_id, email, exclude)
         if existing is not None:
-            raise ApiError(
-                409, "conflict", f"A contact matching those details already exists with id={existing.id}"
-            )
+            raise ApiError(409, "conflict", f"A contact matching those details already exists with id={existing.id}")
 
     def _conflicting_user(self, external_id: str | None, email: str | None, exclude: str | None) -> Contact | None:
         if external_id:
@@ -398,8 +397,7 @@ class WorkspaceState:
             "browser_version": None,
             "browser_language": None,
             "os": None,
-            "location": {"type": "location", "country": None, "region": None, "city": None,
-                         "country_code": None, "continent_code": None},
+            "location": {"type": "location", "country": None, "region": None, "city": None, "country_code": None, "continent_code": None},
             "custom_attributes": dict(contact.custom_attributes),
             "tags": _addressable_list([], f"{url}/tags"),
             "notes": _addressable_list([], f"{url}/notes"),
@@ -514,9 +512,7 @@ class WorkspaceState:
         page = search.parse_pagination(body.get("pagination"))
         horizon = self.clock() - self.config.search_lag
         matches = [
-            snap
-            for contact in self._candidates(query)
-            if (snap := self._visible(contact, horizon)) is not None and predicate(snap.doc)
+            snap for contact in self._candidates(query) if (snap := self._visible(contact, horizon)) is not None and predicate(snap.doc)
         ]
         ordered = search.sort_items(matches, sort_field, descending, doc=lambda s: s.doc)
         chunk, pages = search.paginate(ordered, page)
@@ -559,9 +555,7 @@ class WorkspaceState:
         lead.merged_into, lead.merged_at = user.id, now
         for company_id in lead.company_ids:
             self.companies[company_id].contact_ids.pop(lead.id, None)
-        user.merge_history.append(
-            {"type": "merge_history", "source_contact_id": lead.id, "source_contact_role": "lead", "merged_at": now}
-        )
+        user.merge_history.append({"type": "merge_history", "source_contact_id": lead.id, "source_contact_role": "lead", "merged_at": now})
         user.updated_at = now
         self._index(user)
         self._snapshot(user)
@@ -691,9 +685,9 @@ class WorkspaceState:
         if company.id not in contact.company_ids:
             if len(contact.company_ids) >= self.config.company_attachment_limit:
                 raise ApiError(
-                    400, "contact_company_limit_exceeded",
-                    f"Contact has reached the maximum of {self.config.company_attachment_limit} "
-                    "company associations",
+                    400,
+                    "contact_company_limit_exceeded",
+                    f"Contact has reached the maximum of {self.config.company_attachment_limit} company associations",
                 )
             self._attach(contact, company)
             self._snapshot(contact)
@@ -712,12 +706,7 @@ class WorkspaceState:
             "contacts": contacts,
             "events": {cid: [e.to_json() for e in evs] for cid, evs in self.events.items()},
             "companies": [self._company_json(c) for c in self.companies.values()],
-            "attachments": [
-                {"contact_id": c.id, "company_id": cid}
-                for c in self.contacts.values()
-                if c.active
-                for cid in c.company_ids
-            ],
+            "attachments": [{"contact_id": c.id, "company_id": cid} for c in self.contacts.values() if c.active for cid in c.company_ids],
             "merges": list(self.merges),
             "custom_attributes": {
                 "contacts": list(self.config.contact_attributes),

@@ -192,8 +192,7 @@ class Stats:
         self.max_calls_in_window = 0
         self.max_accepted_in_window = 0
 
-    def record(self, route: str, status: int | str, version: str | None, reason: str | None,
-               schema_valid: bool | None) -> None:
+    def record(self, route: str, status: int | str, version: str | None, reason: str | None, schema_valid: bool | None) -> None:
         """Count one finished API call."""
         self.total += 1
         self.by_status[status] += 1  # type: ignore[index]

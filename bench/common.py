@@ -13,7 +13,7 @@ from typing import Callable
 
 import redis as redis_lib
 
-from worker.embedded_redis import EmbeddedRedis, first_empty_database
+from demo.embedded_redis import EmbeddedRedis, first_empty_database
 
 
 def bench_redis() -> tuple[str, Callable[[], None]]:

@@ -51,12 +51,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_redis  # noqa: E402
+from fake_intercom import FakeConfig, start_in_subprocess  # noqa: E402
 from producers.enqueue import Enqueuer  # noqa: E402
 from producers.events import validate_event  # noqa: E402
 from producers.sample import SampleStream, _ts  # noqa: E402
 from worker.celery_app import create_app  # noqa: E402
 from worker.cpu import allowed_cpus  # noqa: E402
-from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.counters import Counters  # noqa: E402
 

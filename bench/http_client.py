@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 
+from fake_intercom import FakeConfig, start_in_subprocess  # noqa: E402
 from worker.intercom.client import IntercomClient, _headers  # noqa: E402
-from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TOKEN = "bench-token"

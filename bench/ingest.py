@@ -45,11 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_redis  # noqa: E402
+from demo.embedded_redis import free_port  # noqa: E402
 from producers.client import BufferFull, Producer  # noqa: E402
 from producers.enqueue import Enqueuer  # noqa: E402
 from producers.events import validate_event  # noqa: E402
 from worker.celery_app import create_app as create_celery_app  # noqa: E402
-from worker.embedded_redis import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
 WRITE_KEY = "wk_bench"

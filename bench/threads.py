@@ -98,7 +98,7 @@ def main() -> int:
         return 0
 
     from bench.common import bench_redis
-    from worker.intercom.fake import FakeConfig, start_in_subprocess
+    from fake_intercom import FakeConfig, start_in_subprocess
 
     redis_url, stop_redis = bench_redis()
     rows = []

@@ -14,7 +14,7 @@ from typing import Iterator
 import pytest
 import redis as redis_lib
 
-from worker.embedded_redis import EmbeddedRedis, RedisUnavailable, first_empty_database
+from demo.embedded_redis import EmbeddedRedis, RedisUnavailable, first_empty_database
 
 pytest_plugins = ["tests.fixtures_fake"]
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from worker.intercom.fake import FakeConfig, ThreadHandle, start_in_thread
+from fake_intercom import FakeConfig, ThreadHandle, start_in_thread
 
 #: The token a default FakeConfig accepts.
 DEFAULT_TOKEN = FakeConfig().tokens[0]

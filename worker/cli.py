@@ -189,8 +189,8 @@ def purge_dead_letters(reason: str | None, person: str | None, ids: tuple[str, .
 @main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def fake_intercom(ctx: click.Context) -> None:
-    """Run the fake Intercom server (see --help of python -m worker.intercom.fake)."""
-    from worker.intercom.fake.__main__ import main as fake_main  # noqa: PLC0415
+    """Run the fake Intercom server (see --help of python -m fake_intercom)."""
+    from fake_intercom.__main__ import main as fake_main  # noqa: PLC0415
 
     sys.exit(fake_main(ctx.args))
 
@@ -222,7 +222,7 @@ def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
 @click.option("--write-key", help="With --ingest-url: the write key (default: the first of WRITE_KEYS).")
 def demo(**options: Any) -> None:
     """Run the whole pipeline locally on a sample stream and show what Intercom ends up holding."""
-    from worker.demo import DemoError, DemoOptions, run  # noqa: PLC0415 - keeps `--help` fast
+    from demo import DemoError, DemoOptions, run  # noqa: PLC0415 - keeps `--help` fast
 
     try:
         sys.exit(run(DemoOptions(**options), say=click.echo))

@@ -20,9 +20,9 @@ import httpx
 import pytest
 import yaml
 
+from demo.embedded_redis import free_port
+from fake_intercom import FakeConfig, start_in_subprocess
 from tests.processes import ROOT, child_env, descendants, kill_leftovers, start, stop, tail, wait_until
-from worker.embedded_redis import free_port
-from worker.intercom.fake import FakeConfig, start_in_subprocess
 
 PROCFILE = ROOT / "Procfile"
 PROCESSES = ("web", "worker", "beat", "flower")

@@ -20,11 +20,11 @@ from typing import Iterator
 
 import pytest
 
+from fake_intercom import FakeConfig, start_in_subprocess
 from producers.enqueue import Enqueuer
 from producers.events import validate_event
 from tests.processes import celery_worker, child_env, start, stop, tail, wait_until
 from worker.celery_app import create_app
-from worker.intercom.fake import FakeConfig, start_in_subprocess
 from worker.settings import Settings
 from worker.store.counters import Counters
 

@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
+from fake_intercom import FakeConfig, start_in_subprocess
+from fake_intercom.__main__ import build_parser, config_from_args
 from tests.fixtures_fake import api_client
-from worker.intercom.fake import FakeConfig, start_in_subprocess
-from worker.intercom.fake.__main__ import build_parser, config_from_args
 
 
 def test_latency_is_added_to_every_api_answer_but_not_to_control_calls(fake_intercom_factory):

@@ -15,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from worker.embedded_redis import free_port
+from demo.embedded_redis import free_port
 
 #: The write key the test server accepts.
 WRITE_KEY = "wk_test_0123456789"

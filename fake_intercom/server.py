@@ -230,7 +230,7 @@ def start_in_thread(config: FakeConfig | None = None) -> ThreadHandle:
 
 
 class ProcessHandle(FakeHandle):
-    """A fake running as ``python -m worker.intercom.fake`` in a child process."""
+    """A fake running as ``python -m fake_intercom`` in a child process."""
 
     def __init__(self, url: str, process: subprocess.Popen[bytes]) -> None:
         super().__init__(url)
@@ -268,7 +268,7 @@ def start_in_subprocess(config: FakeConfig | None = None, quiet: bool = True) ->
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PROJECT_ROOT), env.get("PYTHONPATH")) if p)
         output = subprocess.DEVNULL if quiet else None
         process = subprocess.Popen(
-            [sys.executable, "-m", "worker.intercom.fake", "--ready-file", str(ready_file)],
+            [sys.executable, "-m", "fake_intercom", "--ready-file", str(ready_file)],
             env=env,
             stdout=output,
             stderr=output,

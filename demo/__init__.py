@@ -2,9 +2,9 @@
 
 What it starts, unless told otherwise by the environment:
 
-* Redis — an embedded ``redis-server`` (worker/embedded_redis.py), unless
+* Redis — an embedded ``redis-server`` (demo/embedded_redis.py), unless
   ``REDIS_URL`` is set;
-* Intercom — the fake (worker/intercom/fake) in a child process, with a low
+* Intercom — the fake (fake_intercom) in a child process, with a low
   rate limit (100 calls per 10-s window) and some latency, so the sample's
   burst visibly *rides* the limit; unless ``INTERCOM_ACCESS_TOKEN`` is set,
   in which case the real Intercom receives the sample — only with
@@ -40,8 +40,8 @@ from typing import Any, Callable
 
 import httpx
 
+from demo.embedded_redis import EmbeddedRedis, free_port
 from producers.sample import SampleStream
-from worker.embedded_redis import EmbeddedRedis, free_port
 
 #: The fake's rate limit for the demo: low, so a burst of a few hundred calls
 #: must wait for the next window instead of being answered 429 and lost.
@@ -110,7 +110,7 @@ class Stack:
 
     def fake_intercom(self) -> tuple[str, str, Any]:
         """Start the fake Intercom; returns its URL, a one-off token and its handle."""
-        from worker.intercom.fake import FakeConfig, start_in_subprocess  # noqa: PLC0415
+        from fake_intercom import FakeConfig, start_in_subprocess  # noqa: PLC0415
 
         token = "demo-" + secrets.token_hex(8)
         handle = start_in_subprocess(
@@ -457,7 +457,7 @@ def _start_local(stack: Stack, env: dict[str, str], real: bool) -> tuple[str, st
 def _remote_fake(url: str | None) -> Any:
     if not url:
         return None
-    from worker.intercom.fake import FakeHandle  # noqa: PLC0415
+    from fake_intercom import FakeHandle  # noqa: PLC0415
 
     handle = FakeHandle(url.rstrip("/"))
     handle.wait_ready(60)

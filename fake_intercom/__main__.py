@@ -1,6 +1,6 @@
-"""``python -m worker.intercom.fake``: run the fake Intercom until interrupted.
+"""``python -m fake_intercom``: run the fake Intercom until interrupted.
 
-Example: ``python -m worker.intercom.fake --port 8181 --token T --latency-ms 150
+Example: ``python -m fake_intercom --port 8181 --token T --latency-ms 150
 --search-lag 3 --rate-limit 1666``. The project's CLI exposes the same options as
 ``intercom-relay fake-intercom`` by calling `build_parser` / `config_from_args` / `main`.
 """
@@ -19,7 +19,7 @@ from .config import OUTAGE_MODES, FakeConfig
 from .server import CONFIG_ENV, serve
 
 
-def build_parser(prog: str = "python -m worker.intercom.fake") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m fake_intercom") -> argparse.ArgumentParser:
     """The command-line options; every default comes from FakeConfig."""
     d = FakeConfig()
     p = argparse.ArgumentParser(prog=prog, description="A stateful fake of Intercom's REST API 2.16.")

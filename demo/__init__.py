@@ -105,6 +105,7 @@ class Stack:
         server = EmbeddedRedis(appendonly=True).start()
         self._exit.callback(server.stop)
         self.started = True
+        assert server.process is not None  # start() has set it
         self.say(f"Redis: embedded redis-server (pid {server.process.pid}) on {server.url}")
         return server.url
 

@@ -5,11 +5,12 @@ Every API call goes through one pipeline (`ApiApp`), in this order:
 1. latency (``asyncio.sleep``, never blocking the loop) — the call "arrives" after it;
 2. an outage answers 503, or drops the connection, before anything else;
 3. authentication — ``Authorization: Bearer <token>``; a bad or missing token answers 401
-   ``unauthorized`` "Access Token Invalid" with **no** rate-limit headers (API.md, Rate limiting);
+   ``unauthorized`` "Access Token Invalid" with **no** rate-limit headers
+   (docs/intercom-api.md, Rate limits);
 4. an injected fault (queued or random), without rate-limit headers;
 5. the rate limiter — X-RateLimit-* on every later answer, 429 past the budget;
-6. routing — unknown path or unsupported method: 404 (API.md: "404 … also returned for an
-   unsupported HTTP method");
+6. routing — unknown path or unsupported method: 404 (Intercom: "404 … also returned for an
+   unsupported HTTP method"; docs/intercom-api.md, Errors);
 7. JSON parsing (invalid JSON: 400 ``parameter_invalid``) and request-schema validation;
 8. the handler, under the runtime lock.
 
@@ -57,7 +58,7 @@ _FAULT_CODES = {
 
 
 def error_body(code: str, message: str, request_id: str | None, field: str | None = None) -> dict[str, Any]:
-    """Intercom's error.list envelope (API.md, "Common error body")."""
+    """Intercom's error.list envelope (docs/intercom-api.md, Errors)."""
     error: dict[str, Any] = {"code": code, "message": message}
     if field is not None:
         error["field"] = field
@@ -343,7 +344,7 @@ class ApiApp:
             if route is None:
                 raise ApiError(404, "not_found", "Resource Not Found")
             if parse_error is not None:
-                # "Invalid JSON also gives 400, usually with parameter_invalid" (API.md).
+                # "Invalid JSON also gives 400, usually with parameter_invalid" (docs/intercom-api.md, Errors).
                 raise ApiError(400, "parameter_invalid", "Request body is not valid JSON")
             if route.schema is not None:
                 issue = schemas.validate(route.schema, body)
@@ -389,11 +390,11 @@ async def _drop_connection(receive: Receive) -> bool:
     """
     cycle = getattr(receive, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None or not hasattr(transport, "abort"):
+    if cycle is None or transport is None or not hasattr(transport, "abort"):
         return False
     transport.abort()
     # Tell uvicorn the client is gone, so it does not try to write a 500 to the closed socket.
-    cycle.disconnected = True  # type: ignore[union-attr]
+    cycle.disconnected = True
     return True
 
 
@@ -413,18 +414,15 @@ def control_routes(rt: FakeIntercom) -> list[Route]:
     async def requests(request: Request) -> Response:
         q = request.query_params
         try:
-            filters = {
-                "method": q.get("method"),
-                "path": q.get("path"),
-                "route": q.get("route"),
-                "status": int(q["status"]) if q.get("status") else None,
-                "since": int(q["since"]) if q.get("since") else None,
-                "limit": int(q["limit"]) if q.get("limit") else None,
-            }
+            status = int(q["status"]) if q.get("status") else None
+            since = int(q["since"]) if q.get("since") else None
+            limit = int(q["limit"]) if q.get("limit") else None
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, 400)
         with rt.lock:
-            entries = rt.log.query(**filters)
+            entries = rt.log.query(
+                method=q.get("method"), path=q.get("path"), status=status, route=q.get("route"), since=since, limit=limit
+            )
             return JSONResponse({"requests": entries, "total": rt.log.total, "kept": len(rt.log)})
 
     async def stats(request: Request) -> Response:

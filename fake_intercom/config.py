@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 #: Intercom's default limit is 10,000 calls a minute per app, "evenly distributed into
-#: 10-second windows" (API.md, Rate limiting): 10,000 / 6 ≈ 1666 per window.
+#: 10-second windows" (docs/intercom-api.md, Rate limits): 10,000 / 6 ≈ 1666 per window.
 DEFAULT_RATE_LIMIT = 1666
 
-#: Rate-limit windows are 10 seconds long (API.md, Rate limiting).
+#: Rate-limit windows are 10 seconds long (docs/intercom-api.md, Rate limits).
 DEFAULT_WINDOW_SECONDS = 10
 
-#: "Contact has reached the maximum of 1000 company associations" (API.md, attach).
+#: "Contact has reached the maximum of 1000 company associations" (docs/intercom-api.md, Companies).
 DEFAULT_COMPANY_ATTACHMENT_LIMIT = 1000
 
 #: Enough for a long benchmark's tail while keeping memory bounded.
@@ -34,11 +34,12 @@ class FakeConfig:
     host: str = "127.0.0.1"
     #: 0 picks a free port.
     port: int = 0
-    #: Bearer tokens accepted (API.md, Authentication).
+    #: Bearer tokens accepted; any other token answers 401 ``unauthorized`` (docs/intercom-api.md, Errors).
     tokens: tuple[str, ...] = ("test-token",)
     #: Fixed delay added to every API response (not to /_fake/ control calls).
     latency_ms: float = 0.0
-    #: Seconds before a write becomes visible to POST /contacts/search (API.md: "a few minutes").
+    #: Seconds before a write becomes visible to POST /contacts/search; Intercom says "a few
+    #: minutes" (docs/intercom-api.md, Search).
     search_lag: float = 0.0
     #: Calls allowed per token per window (X-RateLimit-Limit).
     rate_limit: int = DEFAULT_RATE_LIMIT
@@ -52,7 +53,7 @@ class FakeConfig:
     outage_seconds: float = 0.0
     #: "503": every call answered 503; "drop": the connection is closed without a response.
     outage_mode: str = "503"
-    #: Custom attribute names the workspace knows (API.md: they must exist before use).
+    #: Custom attribute names the workspace knows (they must exist before use: docs/intercom-api.md, Contacts).
     contact_attributes: tuple[str, ...] = ()
     company_attributes: tuple[str, ...] = ()
     company_attachment_limit: int = DEFAULT_COMPANY_ATTACHMENT_LIMIT
@@ -60,7 +61,7 @@ class FakeConfig:
     #: Seed for the fault-injection dice, for reproducible runs.
     seed: int | None = None
     workspace_id: str = "fakews01"
-    #: Reported as app.region by GET /me (API.md, Regional base URLs).
+    #: Reported as app.region by GET /me (a workspace is hosted in one region: US, EU or AU).
     region: str = "US"
 
     def __post_init__(self) -> None:

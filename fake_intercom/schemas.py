@@ -13,12 +13,12 @@ Special kinds:
 * ``metadata`` — event metadata. **Known defect of 2.16**: it declares
   ``additionalProperties: {type: string}``, yet Intercom documents (and accepts) numbers,
   booleans, the Monetary Amount ``{amount, currency}`` and the Rich Link ``{url, value}``;
-  Preview fixed this (API.md, POST /events, "Schema caveat"). We accept all documented types.
+  Preview fixed this (docs/intercom-api.md, Events). We accept all documented types.
 
 Every rule violation yields an `Issue` in the error-list envelope. Unknown top-level keys and
 wrong types answer ``bad_request "bad '<key>' parameter"``, the form documented for
-POST /companies (API.md); we use it everywhere, which is a modelling choice for the endpoints
-where Intercom documents no 400.
+POST /companies (docs/intercom-api.md, Companies); we use it everywhere, which is a modelling
+choice for the endpoints where Intercom documents no 400.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ ATTACH_COMPANY_REQUEST: Schema = {
     "type": "object",
     "properties": {"id": _s()},
     "required": ["id"],
-    # The documented 400 for this endpoint (API.md, attach).
+    # The documented 400 for this endpoint (docs/intercom-api.md, Companies).
     "missing_message": "company not specified",
 }
 
@@ -147,7 +147,7 @@ CONTACT_SEARCH_REQUEST: Schema = {
     "required": ["query"],
 }
 
-#: Keys of the two object forms Intercom allows inside event metadata (API.md, POST /events).
+#: Keys of the two object forms Intercom allows inside event metadata (docs/intercom-api.md, Events).
 MONETARY_AMOUNT_KEYS = frozenset({"amount", "currency"})
 RICH_LINK_KEYS = frozenset({"url", "value"})
 
@@ -265,7 +265,7 @@ def validate_metadata(value: Any, name: str = "metadata") -> Issue | None:
 
 
 def _is_monetary_amount(item: Any) -> bool:
-    """``{"amount": <int cents>, "currency": "eur"}`` (API.md, Monetary Amount)."""
+    """``{"amount": <int cents>, "currency": "eur"}`` (docs/intercom-api.md, Events)."""
     return (
         isinstance(item, dict)
         and set(item) == MONETARY_AMOUNT_KEYS
@@ -275,7 +275,7 @@ def _is_monetary_amount(item: Any) -> bool:
 
 
 def _is_rich_link(item: Any) -> bool:
-    """``{"url": "https://…", "value": "text"}`` (API.md, Rich Link)."""
+    """``{"url": "https://…", "value": "text"}`` (docs/intercom-api.md, Events)."""
     return isinstance(item, dict) and set(item) == RICH_LINK_KEYS and all(isinstance(item[k], str) for k in RICH_LINK_KEYS)
 
 

@@ -1,6 +1,6 @@
 """POST /contacts/search: query compilation, matching, sorting and cursor pagination.
 
-Semantics follow the 2.16 description of SearchContacts (API.md, POST /contacts/search):
+Semantics follow the 2.16 description of SearchContacts (docs/intercom-api.md, Search):
 
 * a query is one filter ``{field, operator, value}`` or a group ``{operator: AND|OR, value}``;
   at most 2 levels of groups ("(1 OR 2) AND (3 OR 4)") and at most 15 filters per group;
@@ -8,7 +8,7 @@ Semantics follow the 2.16 description of SearchContacts (API.md, POST /contacts/
   date: ``= < >`` only, matched by calendar day (the fake's workspace timezone is UTC);
   ``tag_id``: ``= !=``; custom attributes accept everything, compared as numbers when both
   sides are numbers;
-* default page size 50, maximum 150 ([D-page]); ``sort.order`` ascending|descending, default
+* default page size 50, maximum 150; ``sort.order`` ascending|descending, default
   descending, anything else 400 ``invalid_sort_order``.
 
 The error codes for a malformed query are undocumented ("return an error"): we answer
@@ -122,8 +122,7 @@ def _compile_filter(flt: dict[str, Any]) -> Predicate:
     if set(flt) - {"field", "operator", "value"}:
         raise SearchError("bad_request", "bad 'query' parameter: unknown key in filter")
     name, op, value = flt.get("field"), flt.get("operator"), flt.get("value")
-    kind = field_type(name) if isinstance(name, str) else None
-    if kind is None:
+    if not isinstance(name, str) or (kind := field_type(name)) is None:
         raise SearchError("bad_request", f"'{name}' is not a searchable contact field")
     allowed = {"string": STRING_OPS, "boolean": BOOLEAN_OPS, "date": DATE_OPS, "tag": TAG_OPS}
     if op not in allowed.get(kind, ALL_OPS):
@@ -196,12 +195,10 @@ def _is_number(value: Any) -> bool:
 def _ordered(got: Any, value: Any, op: str) -> bool:
     """< > <= >= compare numbers numerically and strings lexically; mixed types never match."""
     if _is_number(got) and _is_number(value):
-        a, b = float(got), float(value)
-    elif isinstance(got, str) and isinstance(value, str):
-        a, b = got, value
-    else:
+        got, value = float(got), float(value)
+    elif not (isinstance(got, str) and isinstance(value, str)):
         return False
-    return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]
+    return {"<": got < value, ">": got > value, "<=": got <= value, ">=": got >= value}[op]
 
 
 def _date_matcher(op: str, value: Any) -> Callable[[Any], bool]:
@@ -246,12 +243,14 @@ def index_candidates(query: Any) -> list[tuple[str, str]] | None:
         if op == "IN" and isinstance(value, list) and all(_is_key(v) for v in value):
             return [(name, index_key(name, v)) for v in value]
         return None
-    children = query.get("value") if isinstance(query.get("value"), list) else []
+    value = query.get("value")
+    children = value if isinstance(value, list) else []
     narrowed = [index_candidates(child) for child in children]
+    covering = [n for n in narrowed if n is not None]
     if query.get("operator") == "AND":
-        return next((n for n in narrowed if n is not None), None)
-    if query.get("operator") == "OR" and narrowed and all(n is not None for n in narrowed):
-        return [key for n in narrowed for key in n]  # type: ignore[union-attr]
+        return covering[0] if covering else None
+    if query.get("operator") == "OR" and narrowed and len(covering) == len(narrowed):
+        return [key for n in covering for key in n]
     return None
 
 

@@ -21,9 +21,11 @@ from typing import Any, Callable
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
 
 from .app import create_app
 from .config import FakeConfig
+from .runtime import FakeIntercom
 
 #: How long a start waits for the server to listen before giving up.
 START_TIMEOUT_SECONDS = 15.0
@@ -199,9 +201,11 @@ class ThreadHandle(FakeHandle):
         self.thread = thread
 
     @property
-    def runtime(self) -> Any:
+    def runtime(self) -> FakeIntercom:
         """The in-process `FakeIntercom` (thread handles only; prefer the HTTP methods)."""
-        return self.server.config.app.state.fake
+        app = self.server.config.app
+        assert isinstance(app, Starlette), "a thread handle serves the app of create_app"
+        return app.state.fake
 
     def stop(self, wait: bool = True) -> None:
         """Ask uvicorn to exit; with `wait`, block until the thread is gone (uvicorn's graceful

@@ -2,12 +2,12 @@
 
 Pure in-memory model, no HTTP: each operation takes an already schema-checked request body
 and returns the response body, or raises `ApiError` carrying Intercom's status, error code and
-message. Behaviour is cited to API.md sections; where Intercom documents nothing, the choice is
-marked "undocumented" and kept plausible rather than tuned to any client.
+message. Behaviour is cited to sections of docs/intercom-api.md; where Intercom documents
+nothing, the choice is marked "undocumented" and kept plausible rather than tuned to any client.
 
 Search sees the past: every write appends a snapshot of the contact, and a search at time t
-reads each contact as it was at ``t - search_lag`` (API.md, "Search lag"), so a brand-new
-contact is invisible and a fresh change is not yet searchable. Merged and deleted contacts
+reads each contact as it was at ``t - search_lag`` (docs/intercom-api.md, Search), so a
+brand-new contact is invisible and a fresh change is not yet searchable. Merged and deleted contacts
 leave search at once (SearchContacts, "Merged Contacts").
 
 Not thread-safe by itself: the runtime holds a lock around every call.
@@ -35,10 +35,10 @@ COMPANY_FIELDS = "name plan size website industry remote_created_at".split()
 
 ROLES = ("user", "lead")
 
-#: monthly_spend "has an upper limit of 2**31-1" (API.md, POST /companies).
+#: monthly_spend "has an upper limit of 2**31-1" (docs/intercom-api.md, Companies).
 MAX_MONTHLY_SPEND = 2**31 - 1
 
-#: "We currently limit the number of tracked metadata keys to 10 per event" (API.md, events).
+#: "We currently limit the number of tracked metadata keys to 10 per event" (docs/intercom-api.md, Events).
 MAX_METADATA_KEYS = 10
 
 #: contact_companies lists "up to 10" companies inline (spec, contact_companies).
@@ -70,7 +70,7 @@ class ApiError(Exception):
 
 
 def user_not_found() -> ApiError:
-    """The 404 seen from /events (API.md); reused for unknown contact ids (undocumented)."""
+    """The 404 seen from /events (docs/intercom-api.md, Events); reused for unknown contact ids (undocumented)."""
     return ApiError(404, "not_found", "User Not Found")
 
 
@@ -160,7 +160,7 @@ class Event:
 
 
 def normalise_event_name(name: str) -> str:
-    """Names are case-insensitive; ``.`` and ``$`` become ``-`` (API.md, Event-name rules)."""
+    """Names are case-insensitive; ``.`` and ``$`` become ``-`` (docs/intercom-api.md, Events)."""
     return name.lower().replace(".", "-").replace("$", "-")
 
 
@@ -221,7 +221,7 @@ class WorkspaceState:
         """The active contact with this id, else 404 (unknown/deleted) or 410 (merged).
 
         In 2.16 a merged contact answers 410 ``contact_merged`` with a canonical Link to the
-        contact it was merged into (API.md, PUT /contacts). 404 for unknown ids is undocumented.
+        contact it was merged into (docs/intercom-api.md, Contacts). 404 for unknown ids is undocumented.
         """
         contact = self.contacts.get(contact_id)
         if contact is None or contact.deleted:
@@ -293,14 +293,15 @@ class WorkspaceState:
     def _check_contact_rules(self, role: str, external_id: str | None, body: dict[str, Any]) -> None:
         """Rules beyond the schema, in the order a client would hit them."""
         if role not in ROLES:
-            # The enum is only in the prose (API.md, POST /contacts); the code is undocumented.
+            # The enum is only in the prose (docs/intercom-api.md, Contacts); the code is undocumented.
             raise ApiError(400, "parameter_invalid", "role must be one of: user, lead", field="role")
         if body.get("email_verified") is not None and not body.get("email"):
-            # "Must be supplied together with an email … otherwise 400" (API.md).
+            # "Must be supplied together with an email … otherwise 400" (docs/intercom-api.md, Contacts).
             raise ApiError(400, "parameter_invalid", "email_verified requires email", field="email_verified")
         if role == "lead" and external_id:
-            # Undocumented (API.md gap 2): Segment says "External IDs cannot be set if the role is
-            # lead", and find_by_external_id "only supports users". Modelled as a 400.
+            # Undocumented (docs/intercom-api.md, Undocumented behaviour): Segment says "External
+            # IDs cannot be set if the role is lead", and find_by_external_id "only supports
+            # users". Modelled as a 400.
             raise ApiError(
                 400,
                 "parameter_invalid",
@@ -310,7 +311,7 @@ class WorkspaceState:
         self.check_custom_attributes(body.get("custom_attributes"), self.config.contact_attributes)
 
     def check_custom_attributes(self, attributes: dict[str, Any] | None, known: Iterable[str]) -> None:
-        """Attributes must exist in the workspace first (API.md, PUT /contacts).
+        """Attributes must exist in the workspace first (docs/intercom-api.md, Contacts).
 
         The code and message are the pattern Intercom uses for conversation and Fin attributes
         ("Conversation attribute 'x' does not exist"); for contacts it is undocumented.
@@ -327,7 +328,8 @@ class WorkspaceState:
 
     def _refuse_conflict(self, external_id: str | None, email: str | None, exclude: str | None) -> None:
         """409 when an active user already has this external_id, or this email and one side has
-        no external_id (API.md, "Duplicate email / external_id", [PR543]). Leads never conflict.
+        no external_id (docs/intercom-api.md, Contacts; the 409 of POST /contacts is described in
+        https://github.com/intercom/Intercom-OpenAPI/pull/543). Leads never conflict.
         """
         existing = self._conflicting_user(external_id, email, exclude)
         if existing is not None:
@@ -536,7 +538,7 @@ class WorkspaceState:
     # ----------------------------------------------------------------- merge
 
     def merge_contacts(self, body: dict[str, Any], include_merge_history: bool = False) -> dict[str, Any]:
-        """POST /contacts/merge: fold a lead into a user (API.md, POST /contacts/merge)."""
+        """POST /contacts/merge: fold a lead into a user (docs/intercom-api.md, Contacts)."""
         lead = self.live_contact(body["from"])
         user = self.live_contact(body["into"])
         self._check_merge(lead, user, bool(body.get("skip_duplicate_validation")))
@@ -596,7 +598,7 @@ class WorkspaceState:
         created_at = body["created_at"]
         keys = self.event_keys.setdefault(contact.id, set())
         if (name, created_at) in keys:
-            # "Duplicated events are responded to using the normal 202 Accepted" (API.md).
+            # "Duplicated events are responded to using the normal 202 Accepted" (docs/intercom-api.md, Events).
             self.duplicate_events += 1
             return False
         metadata = body.get("metadata") or {}
@@ -619,7 +621,7 @@ class WorkspaceState:
         """Resolve id | user_id | email to a contact, else 404 "User Not Found".
 
         Undocumented choices: `id` wins over `user_id` over `email`, with no fallback when the
-        chosen one misses; `email` only finds users (leads need `id`, API.md "Lead Events") and
+        chosen one misses; `email` only finds users (leads need `id`: docs/intercom-api.md, Events) and
         among several users picks the earliest created; a merged-away id is not found.
         """
         found: Contact | None = None

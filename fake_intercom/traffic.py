@@ -1,8 +1,8 @@
 """What happens to calls before and around the model: rate-limit windows, injected faults,
 the bounded request log and the traffic counters.
 
-Rate limiting (API.md, "Rate limiting"): a per-token budget of `rate_limit` calls per window,
-windows aligned to multiples of `window_seconds` in Unix time; the answer carries
+Rate limiting (docs/intercom-api.md, Rate limits): a per-token budget of `rate_limit` calls
+per window, windows aligned to multiples of `window_seconds` in Unix time; the answer carries
 X-RateLimit-Limit / -Remaining / -Reset (Unix seconds at the window's end); past the budget,
 429 ``rate_limit_exceeded`` "Exceeded rate limit of N in 10_seconds", without Retry-After.
 A refused call does not use budget (undocumented; the plausible reading of "remaining").
@@ -182,7 +182,7 @@ class Stats:
     def __init__(self, started_at: float) -> None:
         self.started_at = started_at
         self.total = 0
-        self.by_status: Counter[int] = Counter()
+        self.by_status: Counter[int | str] = Counter()  # HTTP statuses, and DROP
         self.by_route: Counter[str] = Counter()
         self.by_route_status: Counter[str] = Counter()
         self.by_version: Counter[str] = Counter()
@@ -195,7 +195,7 @@ class Stats:
     def record(self, route: str, status: int | str, version: str | None, reason: str | None, schema_valid: bool | None) -> None:
         """Count one finished API call."""
         self.total += 1
-        self.by_status[status] += 1  # type: ignore[index]
+        self.by_status[status] += 1
         self.by_route[route] += 1
         self.by_route_status[f"{route} {status}"] += 1
         self.by_version[version or "(none)"] += 1
@@ -232,7 +232,7 @@ class Stats:
                 "outage": self.reasons.get("outage", 0),
                 "queued": self.reasons.get("queued", 0),
                 "random": self.reasons.get("random", 0),
-                "dropped_connections": self.by_status.get(DROP, 0),  # type: ignore[call-overload]
+                "dropped_connections": self.by_status.get(DROP, 0),
             },
             "schema_invalid": self.schema_invalid,
             "windows": [{"start": start, **counts} for start, counts in self.windows.items()],

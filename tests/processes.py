@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
 
 import httpx
 
 #: The repository root: child processes import ``worker`` and ``producers`` from it.
 ROOT = Path(__file__).resolve().parents[1]
+
+T = TypeVar("T")
 
 
 def child_env(**overrides: str) -> dict[str, str]:
@@ -37,16 +39,16 @@ def child_env(**overrides: str) -> dict[str, str]:
     return env
 
 
-def start(args: Sequence[str], env: dict[str, str], log: Path, **popen: object) -> subprocess.Popen:
+def start(args: Sequence[str], env: dict[str, str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
     """Start ``args`` with stdout and stderr in ``log`` (read it when a test fails)."""
     handle = open(log, "ab")  # noqa: SIM115 - the child owns it for its lifetime
     try:
-        return subprocess.Popen(list(args), env=env, cwd=str(ROOT), stdout=handle, stderr=subprocess.STDOUT, **popen)  # type: ignore[arg-type]
+        return subprocess.Popen(list(args), env=env, cwd=str(ROOT), stdout=handle, stderr=subprocess.STDOUT, **popen)
     finally:
         handle.close()  # the child keeps its own copy of the descriptor
 
 
-def celery_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 8) -> subprocess.Popen:
+def celery_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 8) -> subprocess.Popen[bytes]:
     """A Celery worker with a threads pool and task events on, as the brief of the suite says."""
     return start(
         [
@@ -73,7 +75,7 @@ def celery_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency:
     )
 
 
-def stop(process: subprocess.Popen | None, timeout: float = 30.0) -> int | None:
+def stop(process: subprocess.Popen[Any] | None, timeout: float = 30.0) -> int | None:
     """SIGTERM ``process`` by its pid, wait up to ``timeout`` s, then SIGKILL; its exit status."""
     if process is None:
         return None
@@ -145,8 +147,22 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str, *, interval: float = 0.2, fail: bool = True) -> object:
-    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout``."""
+@overload
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str, *, interval: float = ..., fail: Literal[True] = ...
+) -> T: ...
+@overload
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str, *, interval: float = ..., fail: bool
+) -> T | None: ...
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, what: str, *, interval: float = 0.2, fail: bool = True
+) -> T | None:
+    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout``.
+
+    The predicate answers False or None for "not yet" (``cond and value`` reads well), so the
+    value returned is typed without them; with ``fail=False`` a timeout returns None.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:

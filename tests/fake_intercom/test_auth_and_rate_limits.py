@@ -1,4 +1,4 @@
-"""Authentication and rate limiting (API.md, "Authentication" and "Rate limiting")."""
+"""Authentication and rate limiting (docs/intercom-api.md, Errors and Rate limits)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /companies and POST /contacts/{id}/companies (API.md, those sections)."""
+"""POST /companies and POST /contacts/{id}/companies (docs/intercom-api.md, Companies)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Contacts: create, update, get, delete (API.md, POST/PUT/DELETE /contacts)."""
+"""Contacts: create, update, get, delete (docs/intercom-api.md, Contacts)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def test_a_second_user_with_the_same_external_id_is_409_naming_the_existing_id(f
     first = fake_intercom_client.post("/contacts", json={"external_id": "u1"}).json()
     response = fake_intercom_client.post("/contacts", json={"external_id": "u1", "email": "x@example.com"})
     assert response.status_code == 409
-    # [PR543] "Contact already exists" example; clients take the id from the message.
+    # The "Contact already exists" example of https://github.com/intercom/Intercom-OpenAPI/pull/543;
+    # clients take the id from the message.
     assert response.json()["errors"] == [
         {"code": "conflict", "message": f"A contact matching those details already exists with id={first['id']}"}
     ]
@@ -63,7 +64,8 @@ def test_leads_never_conflict_and_may_share_an_email(fake_intercom, fake_interco
 
 
 def test_lead_with_external_id_is_refused(fake_intercom_client):
-    # Undocumented (API.md gap 2); Segment says "External IDs cannot be set if the role is lead".
+    # Undocumented (docs/intercom-api.md, Undocumented behaviour); Segment says "External IDs
+    # cannot be set if the role is lead".
     response = fake_intercom_client.post("/contacts", json={"role": "lead", "external_id": "u1"})
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "parameter_invalid"

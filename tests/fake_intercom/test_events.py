@@ -1,4 +1,4 @@
-"""POST /events (API.md, POST /events: 202, 404, de-duplication, names, metadata)."""
+"""POST /events (docs/intercom-api.md, Events: 202, 404, de-duplication, names, metadata)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /contacts/merge (API.md, POST /contacts/merge; 410 for merged contacts in 2.16)."""
+"""POST /contacts/merge (docs/intercom-api.md, Contacts; 410 for merged contacts in 2.16)."""
 
 from __future__ import annotations
 

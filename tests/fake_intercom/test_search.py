@@ -1,4 +1,4 @@
-"""POST /contacts/search (API.md, POST /contacts/search; "Search lag")."""
+"""POST /contacts/search (docs/intercom-api.md, Search; the search lag)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_a_new_contact_is_invisible_to_search_until_the_lag_has_passed(lagging):
     fake, client = lagging
     contact = client.post("/contacts", json={"external_id": "u1"}).json()
     assert ids(client.post("/contacts/search", json=by("external_id", "u1"))) == []
-    # …which is why create → 409 → search can miss (API.md): the 409 still comes at once.
+    # …which is why create → 409 → search can miss (docs/intercom-api.md, Search): the 409 still comes at once.
     assert client.post("/contacts", json={"external_id": "u1"}).status_code == 409
     time.sleep(LAG + 0.05)
     assert ids(client.post("/contacts/search", json=by("external_id", "u1"))) == [contact["id"]]

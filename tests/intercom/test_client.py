@@ -9,7 +9,7 @@ import threading
 import httpx
 import pytest
 
-from worker.intercom.client import IntercomClient, environment_proxy
+from worker.intercom.client import Budget, IntercomClient, environment_proxy
 from worker.intercom.errors import ContactNotFound, IntercomError, RateLimited, RetryableError, Unauthorized, classify
 from worker.settings import Settings
 
@@ -37,8 +37,8 @@ class Recorder:
         return json.loads(self.last.content) if self.last.content else None
 
 
-def make_client(recorder: Recorder, **kwargs: object) -> IntercomClient:
-    return IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(recorder), **kwargs)
+def make_client(recorder: Recorder, budget: Budget | None = None) -> IntercomClient:
+    return IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(recorder), budget=budget)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +157,8 @@ def test_calls_are_counted_across_threads() -> None:
 
 class FakeBudget:
     def __init__(self, refuse: bool = False) -> None:
-        self.refuse, self.acquired, self.observed = refuse, 0, []
+        self.refuse, self.acquired = refuse, 0
+        self.observed: list[str | None] = []
 
     def acquire(self) -> None:
         if self.refuse:

@@ -96,6 +96,7 @@ def test_429_waits_until_the_reset_header() -> None:
 
 def test_429_without_reset_header_waits_one_window() -> None:
     error = classify(respond(429, error_list("rate_limit_exceeded")))
+    assert isinstance(error, RateLimited)
     assert time.time() + 5 < error.reset_at <= time.time() + 10
 
 
@@ -145,13 +146,17 @@ def test_timeouts_and_connection_errors_are_retryable(exc: httpx.TransportError)
 )
 def test_the_existing_contact_id_is_read_from_a_409(message: str) -> None:
     error = classify(respond(409, error_list("conflict", message)))
+    assert error is not None
     assert conflicting_contact_id(error) == "6762f0dd1bb69f9f2193bb83"
 
 
 def test_a_409_without_an_id_gives_none() -> None:
     error = classify(respond(409, error_list("conflict", "Multiple existing users match this email address")))
+    assert error is not None
     assert conflicting_contact_id(error) is None
-    assert conflicting_contact_id(classify(respond(409, "conflict"))) is None
+    plain = classify(respond(409, "conflict"))
+    assert plain is not None
+    assert conflicting_contact_id(plain) is None
 
 
 def test_invalid_payload_names_the_field_and_is_permanent() -> None:

@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 
@@ -6,7 +7,8 @@ from worker.mappings import DEFAULT_MAPPINGS, MappingError, load_mappings, selec
 
 from . import make_event
 
-ORDER_COMPLETED = {
+#: A mapping as read from a YAML or JSON file.
+ORDER_COMPLETED: dict[str, Any] = {
     "name": "Order Completed",
     "action": "track_event",
     "trigger": 'type = "track" and event = "Order Completed"',

@@ -24,14 +24,13 @@ WRITE_KEY = "wk_test_0123456789"
 def make_event(kind: str = "track", **fields: Any) -> dict:
     """A valid raw Segment event of ``kind``; ``fields`` override or add (None removes)."""
     base: dict[str, Any] = {"type": kind, "userId": "user-1"}
-    base.update(
-        {
-            "track": {"event": "Signed Up", "properties": {"plan": "pro"}},
-            "identify": {"traits": {"email": "ada@example.com"}},
-            "group": {"groupId": "acme", "traits": {"name": "Acme"}},
-            "alias": {"previousId": "anon-1"},
-        }.get(kind, {})
-    )
+    by_kind: dict[str, dict[str, Any]] = {
+        "track": {"event": "Signed Up", "properties": {"plan": "pro"}},
+        "identify": {"traits": {"email": "ada@example.com"}},
+        "group": {"groupId": "acme", "traits": {"name": "Acme"}},
+        "alias": {"previousId": "anon-1"},
+    }
+    base.update(by_kind.get(kind, {}))
     base.update(fields)
     return {k: v for k, v in base.items() if v is not None}
 

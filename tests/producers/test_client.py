@@ -73,9 +73,14 @@ def test_back_pressure_reaches_the_sync_caller(enqueuer, redis):
 
 
 def test_batching_mode_accepts_in_batches_on_flush(enqueuer, redis):
-    calls = []
+    calls: list[int] = []
     real_accept = enqueuer.accept
-    enqueuer.accept = lambda events: calls.append(len(events)) or real_accept(events)
+
+    def accept(events):
+        calls.append(len(events))
+        return real_accept(events)
+
+    enqueuer.accept = accept
     producer = Producer(enqueuer, batch_size=50, flush_interval=5, sync=False)
     for i in range(120):
         producer.track(f"u{i}", "E")

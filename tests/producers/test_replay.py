@@ -40,9 +40,14 @@ def test_valid_lines_are_accepted_and_bad_ones_reported_by_line_number(tmp_path,
 
 
 def test_lines_are_accepted_in_batches(tmp_path, enqueuer, redis, monkeypatch):
-    sizes = []
+    sizes: list[int] = []
     real_accept = enqueuer.accept
-    enqueuer.accept = lambda events: sizes.append(len(events)) or real_accept(events)
+
+    def accept(events):
+        sizes.append(len(events))
+        return real_accept(events)
+
+    enqueuer.accept = accept
     path = write_lines(tmp_path / "e.jsonl", [json.dumps(make_event(userId=f"u{i}")) for i in range(1_234)])
     assert replay(path, enqueuer, progress=False).accepted == 1_234
     assert sizes == [500, 500, 234]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from worker.broker import Transport
+from worker.broker import Channel, Transport
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -14,10 +14,12 @@ def test_the_app_uses_the_transport_and_a_channel_reuses_its_client(redis_url):
     with app.connection_for_write() as connection:
         assert isinstance(connection.transport, Transport)
         channel = connection.default_channel
+        assert isinstance(channel, Channel)
         assert channel._create_client() is channel._create_client()
         # After a fork or a lost connection kombu rebuilds the pool; the client follows it.
         before = channel._create_client()
-        channel._disconnect_pools()
+        # kombu's Channel has _disconnect_pools (its after-fork hook); the kombu-stubs of celery-types leave it out.
+        channel._disconnect_pools()  # type: ignore[attr-defined]
         assert channel._create_client() is not before
         assert channel._create_client().connection_pool is channel.pool
 

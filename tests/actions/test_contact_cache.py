@@ -37,7 +37,7 @@ def test_keys_live_under_the_prefix_with_a_ttl() -> None:
     cache = make_cache()
     cache.remember("c1", "user", external_id="u1", email="a@x.io", anonymous_id="anon")
     cache.remember_membership("c1", "co1")
-    keys = cache.redis.keys("*")
+    keys = [str(key) for key in cache.redis.keys("*")]
     assert keys and all(key.startswith("relay:contact:") for key in keys)
     assert all(0 < cache.redis.ttl(key) <= DEFAULT_TTL_SECONDS for key in keys)
 

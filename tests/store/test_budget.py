@@ -1,9 +1,10 @@
-"""The fleet-wide rate budget (DESIGN.md guarantee 5) against the suite's real Redis."""
+"""The fleet-wide rate budget (docs/design.md, guarantee 5) against the suite's real Redis."""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -98,11 +99,16 @@ def test_the_limit_is_learnt_from_the_response_headers(redis):
     assert redis.hget("relay:counters", "api_calls") == "3"  # every reserved slot is a call made
 
 
-def test_an_answer_that_only_confirms_the_schedule_costs_no_round_trip(redis):
+def test_an_answer_that_only_confirms_the_schedule_costs_no_round_trip(redis, monkeypatch):
     budget = RateBudget(redis, TOKEN, default_limit=101, window_seconds=10.0)
     trips = []
     script = budget._observe
-    budget._observe = lambda **kw: trips.append(kw["args"]) or script(**kw)
+
+    def counting(**kw: Any) -> Any:
+        trips.append(kw["args"])
+        return script(**kw)
+
+    monkeypatch.setattr(budget, "_observe", counting)
     slot = budget.acquire()
     reset = int(time.time()) + 5
     budget.observe(response(limit=101, remaining=100, reset=reset), slot)  # our own pace: nothing new
@@ -187,9 +193,9 @@ def test_budgets_of_different_tokens_are_independent(redis):
 def test_a_prepaid_slot_is_the_next_calls_without_a_round_trip(redis):
     budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
     reply = budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1])
-    budget.prepay(reply)
+    prepaid = budget.slot_of(reply)
     before = tat(redis, budget)
-    assert budget.acquire() == reply[1] / 1000  # the prepaid slot
+    assert budget.acquire(prepaid) == reply[1] / 1000  # the prepaid slot
     assert tat(redis, budget) == before  # nothing more was reserved
     assert budget.acquire() >= before  # the next call reserves a slot of its own
     assert tat(redis, budget) > before
@@ -197,17 +203,16 @@ def test_a_prepaid_slot_is_the_next_calls_without_a_round_trip(redis):
 
 def test_an_unused_prepaid_slot_is_not_counted_as_a_call(redis):
     budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
-    budget.prepay(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    budget.slot_of(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
     assert redis.hget("relay:counters", "api_calls") == "1"
-    budget.release_prepaid()
-    assert redis.hget("relay:counters", "api_calls") == "0"
-    budget.release_prepaid()  # nothing prepaid: nothing to do
+    budget.uncount()  # its call was never made
     assert redis.hget("relay:counters", "api_calls") == "0"
 
 
 def test_a_slot_too_far_away_is_not_prepaid(redis):
     budget = RateBudget(redis, TOKEN, default_limit=2, window_seconds=10.0, max_inline_wait=0.0)
     budget.acquire()  # one call per 10 s: the next slot is 10 s away
-    budget.prepay(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    prepaid = budget.slot_of(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    assert prepaid is None
     with pytest.raises(RateLimited):  # the next call asks again, and must wait
-        budget.acquire()
+        budget.acquire(prepaid)

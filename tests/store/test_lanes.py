@@ -6,15 +6,16 @@ import time
 
 import pytest
 
+from worker.runtime import build_lanes
+from worker.settings import Settings
 from worker.store import keys
 from worker.store.budget import RateBudget
 from worker.store.counters import Counters
-from worker.store.lanes import Lanes, delivery_id
 
 
 @pytest.fixture
 def lanes(redis):
-    return Lanes(redis, lease_seconds=1, dispatch_seconds=1, park_hold_seconds=1)
+    return build_lanes(redis, Settings(lease_seconds=1, dispatch_seconds=1, park_hold=1))
 
 
 def accept(redis, person, n=1):
@@ -24,7 +25,7 @@ def accept(redis, person, n=1):
 
 
 def ingest(lanes, seq, person, action="track_event", message_id=None):
-    did = delivery_id(seq, 0, action)
+    did = lanes.delivery_id(seq, 0, action)
     record = {"person": person, "seq": seq, "action": action, "mapping": action, "event": {"seq": seq}}
     return did, lanes.ingest(seq, person, message_id or f"m{seq}", [(did, record)])
 
@@ -179,20 +180,16 @@ def test_unpark_releases_another_lanes_parked_deliveries_and_wakes_it(redis, lan
     assert lanes.unpark("anon-1") is None  # nothing parked: nothing to wake
 
 
-def test_a_running_delivery_renews_its_lease_before_calls(redis, lanes):
-    from worker.store.lease import Lease, RenewingBudget, current_lease
-
-    class Budget:
-        def acquire(self):
-            pass
+def test_a_lease_last_renewed_long_ago_is_renewed(redis, lanes):
+    from worker.store.lease import Lease
 
     accept(redis, "ann")
     head, _ = ingest(lanes, 1, "ann")
     lanes.claim("ann", head, "t1")
     before = redis.zscore(keys.LEASES, "ann")
-    current_lease.set(Lease("ann", "t1", renewed_at=0.0))  # last renewed long ago
+    lease = Lease(lanes, "ann", "t1", renewed_at=0.0)  # last renewed long ago
     time.sleep(0.05)
-    RenewingBudget(Budget(), lanes).acquire()
+    lease.renew_if_due()
     assert redis.zscore(keys.LEASES, "ann") > before
 
 

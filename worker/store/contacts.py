@@ -7,16 +7,14 @@ Dropped on 404/410; moved to the user when a lead is merged into it.  A
 cache miss is never wrong, only slower: an action that misses creates first
 and learns the id from Intercom's 409.
 
-Keys, all under ``relay:contact:``::
+Keys, all under ``relay:contact:`` (built in keys.py)::
 
-    relay:contact:ext:<external_id>      hash {id, role}
-    relay:contact:email:<email, lower>   hash {id, role}
-    relay:contact:anon:<anonymous_id>    hash {id, role}
-    relay:contact:keys:<contact id>      set of the keys above that point at it (for forget)
-    relay:contact:companies:<contact id> set of Intercom company ids it is attached to
-    relay:contact:lead-note:<anonymous_id> hash {began, lead}: a lead's creation in progress
-                                         (when it began, and the lead once Intercom made it;
-                                         cleared once the lead is cached)
+    ext:<external_id>, email:<email, lower>, anon:<anonymous_id>   hash {id, role}
+    keys:<contact id>          set of the keys above that point at it (for forget)
+    companies:<contact id>     set of Intercom company ids it is attached to
+    lead-note:<anonymous_id>   hash {began, lead}: a lead's creation in progress (when it
+                               began, and the lead once Intercom made it; cleared once
+                               the lead is cached)
 """
 
 from __future__ import annotations
@@ -25,28 +23,13 @@ from dataclasses import dataclass
 
 import redis as redis_lib
 
-from worker.store.keys import PREFIX
-
-CONTACT_PREFIX = PREFIX + "contact:"
-
-# KEYS: anon key, reverse key of the new contact   ARGV: contact id, role, ttl
-_LINK_ANONYMOUS = """
-local before = redis.call('HMGET', KEYS[1], 'id', 'role')
-if before[1] and before[2] == 'user' and ARGV[2] == 'lead' then return before end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'role', ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[2], KEYS[1])
-redis.call('EXPIRE', KEYS[2], ARGV[3])
-if before[1] then return before end
-return false
-"""
+from worker.store import keys as rkeys  # "keys" names lists of cache keys below
+from worker.store import scripts
 
 #: Contacts live for years, so a long TTL saves calls; but a contact deleted
 #: or merged away in Intercom's UI leaves no trace here, and must not be
 #: trusted forever.  A month bounds how long a stale id costs an extra call.
 DEFAULT_TTL_SECONDS = 30 * 24 * 3600
-
-_KINDS = ("ext", "email", "anon")
 
 #: How long the note of a lead's creation in progress is kept: far beyond any
 #: redelivery of the delivery that made it.
@@ -105,19 +88,19 @@ class ContactCache:
     def forget(self, contact_id: str) -> None:
         """Drop every key that still points at the contact, and its memberships."""
         keys = self._owned_keys(contact_id)
-        self.redis.delete(_reverse_key(contact_id), _companies_key(contact_id), *keys)
+        self.redis.delete(rkeys.contact_keys(contact_id), rkeys.contact_companies(contact_id), *keys)
 
     def move(self, old_id: str, new_id: str, role: str) -> None:
         """Re-point every key and membership of a contact merged away at the one it became."""
         keys = self._owned_keys(old_id)
-        companies = sorted(self.redis.smembers(_companies_key(old_id)))
+        companies = sorted(self.redis.smembers(rkeys.contact_companies(old_id)))
         pipe = self.redis.pipeline()
-        pipe.delete(_reverse_key(old_id), _companies_key(old_id))
+        pipe.delete(rkeys.contact_keys(old_id), rkeys.contact_companies(old_id))
         if keys:
             self._point(pipe, keys, new_id, role)
         if companies:
-            pipe.sadd(_companies_key(new_id), *companies)
-            pipe.expire(_companies_key(new_id), self.ttl)
+            pipe.sadd(rkeys.contact_companies(new_id), *companies)
+            pipe.expire(rkeys.contact_companies(new_id), self.ttl)
         pipe.execute()
 
     def link_anonymous(self, anonymous_id: str, contact_id: str, role: str) -> CachedContact | None:
@@ -130,8 +113,8 @@ class ContactCache:
         value and merges the lead into the user, so the person ends as one
         contact whatever the interleaving.
         """
-        key = f"{CONTACT_PREFIX}anon:{anonymous_id}"
-        before = self._link(keys=[key, _reverse_key(contact_id)], args=[contact_id, role, self.ttl])
+        key = rkeys.contact("anon", anonymous_id)
+        before = self._link(keys=[key, rkeys.contact_keys(contact_id)], args=[contact_id, role, self.ttl])
         if not before:
             return None
         previous = CachedContact(before[0], before[1])
@@ -140,7 +123,7 @@ class ContactCache:
     @property
     def _link(self):  # registered lazily: the cache is also built on clients that never link
         if not hasattr(self, "_link_script"):
-            self._link_script = self.redis.register_script(_LINK_ANONYMOUS)
+            self._link_script = self.redis.register_script(scripts.source("contact_link_anonymous.lua"))
         return self._link_script
 
     def begin_lead_create(self, anonymous_id: str, now: float) -> LeadNote | None:
@@ -153,7 +136,7 @@ class ContactCache:
         to answer 409 on, so only this note keeps a redelivery from making it
         twice, or from leaving it unmerged.
         """
-        key = _lead_note_key(anonymous_id)
+        key = rkeys.lead_note(anonymous_id)
         pipe = self.redis.pipeline()
         pipe.hsetnx(key, "began", repr(now))
         pipe.hgetall(key)
@@ -161,20 +144,20 @@ class ContactCache:
         fresh, note, _ = pipe.execute()
         if fresh:
             return None
-        return LeadNote(float(note.get("began") or now), note.get("lead") or None)
+        return LeadNote(float(note.get("began") or now), _id_or_none(note.get("lead")))
 
     def lead_note(self, anonymous_id: str) -> LeadNote | None:
         """The note of an unfinished lead creation for the anonymous id, if there is one."""
-        note = self.redis.hgetall(_lead_note_key(anonymous_id))
-        return LeadNote(float(note["began"]), note.get("lead") or None) if note.get("began") else None
+        note = self.redis.hgetall(rkeys.lead_note(anonymous_id))
+        return LeadNote(float(note["began"]), _id_or_none(note.get("lead"))) if note.get("began") else None
 
     def lead_created(self, anonymous_id: str, lead_id: str) -> None:
         """Intercom made the lead: the note names it until the lead is cached."""
-        self.redis.hset(_lead_note_key(anonymous_id), "lead", lead_id)
+        self.redis.hset(rkeys.lead_note(anonymous_id), "lead", lead_id)
 
     def end_lead_create(self, anonymous_id: str) -> None:
         """The lead is cached now (or Intercom refused to make it): the note has done its job."""
-        self.redis.delete(_lead_note_key(anonymous_id))
+        self.redis.delete(rkeys.lead_note(anonymous_id))
 
     def leads_of(self, *, anonymous_id: str | None, email: str | None) -> list[str]:
         """The person's leads this cache knows of, without repeats (one round trip).
@@ -188,7 +171,7 @@ class ContactCache:
         for key in _keys(external_id=None, email=email, anonymous_id=anonymous_id):
             pipe.hgetall(key)
         if anonymous_id:
-            pipe.hget(_lead_note_key(anonymous_id), "lead")
+            pipe.hget(rkeys.lead_note(anonymous_id), "lead")
         leads = []
         for found in pipe.execute():
             if isinstance(found, dict):
@@ -199,11 +182,11 @@ class ContactCache:
 
     def is_member(self, contact_id: str, company_intercom_id: str) -> bool:
         """Whether the contact is known to be attached to the company."""
-        return bool(self.redis.sismember(_companies_key(contact_id), company_intercom_id))
+        return bool(self.redis.sismember(rkeys.contact_companies(contact_id), company_intercom_id))
 
     def remember_membership(self, contact_id: str, company_intercom_id: str) -> None:
         """Record that the contact is attached to the company."""
-        key = _companies_key(contact_id)
+        key = rkeys.contact_companies(contact_id)
         pipe = self.redis.pipeline()
         pipe.sadd(key, company_intercom_id)
         pipe.expire(key, self.ttl)
@@ -211,7 +194,7 @@ class ContactCache:
 
     def _owned_keys(self, contact_id: str) -> list[str]:
         """The keys of the reverse index that still point at the contact."""
-        keys = sorted(self.redis.smembers(_reverse_key(contact_id)))
+        keys = sorted(str(key) for key in self.redis.smembers(rkeys.contact_keys(contact_id)))
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
             pipe.hget(key, "id")
@@ -224,8 +207,8 @@ class ContactCache:
         for key in keys:
             pipe.hset(key, mapping={"id": contact_id, "role": role})
             pipe.expire(key, self.ttl)
-        pipe.sadd(_reverse_key(contact_id), *keys)
-        pipe.expire(_reverse_key(contact_id), self.ttl)
+        pipe.sadd(rkeys.contact_keys(contact_id), *keys)
+        pipe.expire(rkeys.contact_keys(contact_id), self.ttl)
 
     def _user_owns(self, email: str, contact_id: str) -> bool:
         """Whether the email already points at a different contact that is a user."""
@@ -236,19 +219,9 @@ class ContactCache:
 def _keys(*, external_id: str | None, email: str | None, anonymous_id: str | None) -> list[str]:
     """The cache keys of the given ids, in lookup order; blank ids have none."""
     values = (external_id, email.strip().lower() if email else None, anonymous_id)
-    return [f"{CONTACT_PREFIX}{kind}:{value}" for kind, value in zip(_KINDS, values) if value]
+    return [rkeys.contact(kind, value) for kind, value in zip(rkeys.CONTACT_ID_KINDS, values) if value]
 
 
-def _lead_note_key(anonymous_id: str) -> str:
-    """The note of a lead's creation in progress for an anonymous id."""
-    return f"{CONTACT_PREFIX}lead-note:{anonymous_id}"
-
-
-def _reverse_key(contact_id: str) -> str:
-    """The set of keys that point at a contact."""
-    return f"{CONTACT_PREFIX}keys:{contact_id}"
-
-
-def _companies_key(contact_id: str) -> str:
-    """The set of companies a contact is attached to."""
-    return f"{CONTACT_PREFIX}companies:{contact_id}"
+def _id_or_none(value: object) -> str | None:
+    """A stored contact id, or None for a missing or empty one."""
+    return str(value) if value else None

@@ -1,6 +1,6 @@
 """Fleet-wide pipeline counters, kept in one Redis hash.
 
-Every accepted event ends in exactly one countable state (DESIGN.md, guarantee
+Every accepted event ends in exactly one countable state (docs/design.md, guarantee
 2).  The unit at the door is the *event*; after ingestion it is the
 *delivery* (one event through one mapping; with the default mappings every
 event makes exactly one delivery):
@@ -15,6 +15,8 @@ the state change they count, so the sums hold at every instant.
 from __future__ import annotations
 
 from typing import Any
+
+import redis as redis_lib
 
 from worker.store import keys
 
@@ -39,7 +41,7 @@ GAUGES = ("parked", "retrying")
 class Counters:
     """Read and bump the counters; ``snapshot()`` is what ``status`` shows."""
 
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: redis_lib.Redis) -> None:
         self.redis = redis
 
     def incr(self, name: str, amount: int = 1, *, pipe: Any = None) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
+
+import redis as redis_lib
 
 from worker.store import keys
 from worker.store.lanes import Lanes
@@ -86,7 +88,7 @@ def letter(
 class DeadLetters:
     """List, replay, purge and trim dead letters."""
 
-    def __init__(self, redis: Any, lanes: Lanes) -> None:
+    def __init__(self, redis: redis_lib.Redis, lanes: Lanes) -> None:
         self.redis = redis
         self.lanes = lanes
 
@@ -100,14 +102,14 @@ class DeadLetters:
         wanted = set(ids) if ids else None
         start = 0
         while True:
-            batch = self.redis.zrange(keys.DEAD_INDEX, start, start + chunk - 1)
+            batch: list[str] = cast(list[str], self.redis.zrange(keys.DEAD_INDEX, start, start + chunk - 1))
             if not batch:
                 return
             start += chunk
             for raw in self.redis.hmget(keys.DEAD, batch):
                 if raw is None:
                     continue
-                dead = DeadLetter.from_json(raw)
+                dead = DeadLetter.from_json(cast(str, raw))  # a decode_responses client answers str
                 if _matches(dead, reason, person, wanted):
                     yield dead
 
@@ -135,10 +137,10 @@ class DeadLetters:
     def trim(self, *, max_count: int = DEFAULT_MAX_DEAD_LETTERS, max_age: float = DEFAULT_MAX_AGE_SECONDS) -> int:
         """Drop the oldest letters beyond the count, and those older than the age."""
         cutoff = int((time.time() - max_age) * 1000)
-        old = self.redis.zrangebyscore(keys.DEAD_INDEX, "-inf", cutoff, start=0, num=10_000)
+        old: list[str] = cast(list[str], self.redis.zrangebyscore(keys.DEAD_INDEX, "-inf", cutoff, start=0, num=10_000))
         excess = self.count() - len(old) - max_count
         if excess > 0:
-            old += self.redis.zrange(keys.DEAD_INDEX, len(old), len(old) + excess - 1)
+            old += cast(list[str], self.redis.zrange(keys.DEAD_INDEX, len(old), len(old) + excess - 1))
         if not old:
             return 0
         pipe = self.redis.pipeline()

@@ -1,10 +1,15 @@
 """Every Redis key the relay uses, in one place.
 
 All keys start with ``relay:`` so that an operator can find (and a test can
-clean up) exactly what the relay wrote, and nothing else.
+clean up) exactly what the relay wrote, and nothing else.  The Lua scripts in
+``lua/`` receive their keys from the modules that call them, which build them
+here; the two prefixes passed as ARGV (``lane("")``, ``parked("")``) are the
+only keys a script completes itself.
 """
 
 PREFIX = "relay:"
+
+# -- the door and the lanes -------------------------------------------------------
 
 #: Global acceptance sequence; the door stamps each event with the next value,
 #: and a person's lane is ordered by it.
@@ -31,6 +36,9 @@ LANE_STATE = PREFIX + "lane_state"
 #: Hash person -> number of identify deliveries waiting in the lane.
 LANE_IDENTIFIES = PREFIX + "lane_identifies"
 
+#: Hash delivery id -> "attempts|first failure ms" while a delivery is retrying.
+ATTEMPTS = PREFIX + "attempts"
+
 #: Sorted set person -> earliest hold deadline of its parked deliveries (ms).
 PARKED_INDEX = PREFIX + "parked_index"
 
@@ -52,3 +60,49 @@ def parked(person: str) -> str:
 def seen(message_id: str) -> str:
     """Remembers a messageId (and the sequence it was accepted with) for de-duplication."""
     return f"{PREFIX}seen:{message_id}"
+
+
+# -- per access token (named by Settings.token_id, a digest, never the token) -------
+
+
+def budget(token_id: str) -> str:
+    """Hash {tat, limit}: the fleet's rate schedule for one access token (budget.py)."""
+    return f"{PREFIX}budget:{token_id}"
+
+
+def paused(token_id: str) -> str:
+    """JSON {reason, since} while delivery is paused because Intercom refuses the token."""
+    return f"{PREFIX}paused:{token_id}"
+
+
+def pause_probe(token_id: str) -> str:
+    """Set for one probe interval: the fleet probes a paused token at most that often."""
+    return paused(token_id) + ":probe"
+
+
+# -- the contact-id cache (contacts.py) ---------------------------------------------
+
+CONTACT_PREFIX = PREFIX + "contact:"
+
+#: The person ids the cache knows a contact by, in lookup order.
+CONTACT_ID_KINDS = ("ext", "email", "anon")
+
+
+def contact(kind: str, value: str) -> str:
+    """Hash {id, role}: the contact an external_id ("ext"), email or anonymous id points at."""
+    return f"{CONTACT_PREFIX}{kind}:{value}"
+
+
+def contact_keys(contact_id: str) -> str:
+    """The set of cache keys that point at a contact (so that forgetting it finds them)."""
+    return f"{CONTACT_PREFIX}keys:{contact_id}"
+
+
+def contact_companies(contact_id: str) -> str:
+    """The set of Intercom company ids a contact is known to be attached to."""
+    return f"{CONTACT_PREFIX}companies:{contact_id}"
+
+
+def lead_note(anonymous_id: str) -> str:
+    """Hash {began, lead}: a lead's creation in progress for an anonymous id."""
+    return f"{CONTACT_PREFIX}lead-note:{anonymous_id}"

@@ -11,22 +11,21 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+
+import redis as redis_lib
 
 from worker.store import keys
-
-#: How often a paused destination is probed, and how long its lanes sleep.
-PROBE_INTERVAL_SECONDS = 30.0
-
 
 #: How long a worker trusts its last look at the pause flag.
 LOCAL_CHECK_SECONDS = 1.0
 
 
 class Pause:
-    def __init__(self, redis: Any, token_id: str, probe_interval: float = PROBE_INTERVAL_SECONDS) -> None:
+    def __init__(self, redis: redis_lib.Redis, token_id: str, probe_interval: float) -> None:
+        """``probe_interval``: how often a paused destination is probed (a setting)."""
         self.redis = redis
-        self.key = f"{keys.PREFIX}paused:{token_id}"
+        self.key = keys.paused(token_id)
+        self.probe_key = keys.pause_probe(token_id)
         self.probe_interval = probe_interval
         # This process's last look at the flag (see is_paused); -inf: not looked yet.
         self._paused, self._checked_at = False, float("-inf")
@@ -59,4 +58,4 @@ class Pause:
 
     def probe_due(self) -> bool:
         """True at most once per probe interval across the fleet."""
-        return bool(self.redis.set(self.key + ":probe", "1", nx=True, px=int(self.probe_interval * 1000)))
+        return bool(self.redis.set(self.probe_key, "1", nx=True, px=int(self.probe_interval * 1000)))

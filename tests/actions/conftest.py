@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from typing import Callable, Iterator
 
 import fakeredis
 import httpx
@@ -16,7 +16,7 @@ from worker.store.contacts import ContactCache
 
 
 @pytest.fixture
-def stub() -> Any:
+def stub() -> Iterator[StubIntercom]:
     intercom = StubIntercom()
     yield intercom
     intercom.verify()
@@ -28,7 +28,7 @@ def contacts() -> ContactCache:
 
 
 @pytest.fixture
-def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Callable[..., ActionContext]:
+def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Iterator[Callable[..., ActionContext]]:
     client = IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(stub))
 
     def make(*, user_id: str | None = None, anonymous_id: str | None = None) -> ActionContext:

@@ -1,11 +1,12 @@
-"""The explicit table of actions and the contract every module keeps."""
+"""The explicit table of actions: one typed definition each, and what is derived from them."""
 
 from __future__ import annotations
 
 import pytest
 from marshmallow import Schema
 
-from worker.actions import ACTIONS
+from worker.actions import ACTIONS, IDENTIFY, LANE_CODES, action_of
+from worker.mappings import ACTION_FIELDS, DEFAULT_MAPPINGS, REQUIRED_FIELDS
 
 
 def test_the_table_names_the_three_actions() -> None:
@@ -13,10 +14,35 @@ def test_the_table_names_the_three_actions() -> None:
 
 
 @pytest.mark.parametrize("name", list(ACTIONS))
-def test_each_action_module_keeps_the_contract(name: str) -> None:
-    module = ACTIONS[name]
-    assert module.NAME == name
-    assert module.TASK_NAME == f"intercom.{name}"
-    assert module.NEEDS_CONTACT is (name != "identify_contact")
-    assert issubclass(module.Fields, Schema)
-    assert callable(module.build_body) and callable(module.perform)
+def test_each_action_is_one_definition(name: str) -> None:
+    action = ACTIONS[name]
+    assert action.name == name
+    assert action.task_name == f"intercom.{name}"
+    assert action.needs_contact is (name != "identify_contact")
+    assert action.parks_on_404 is action.needs_contact
+    assert issubclass(action.fields, Schema)
+    assert callable(action.build_body) and callable(action.perform)
+
+
+def test_identify_contact_is_the_action_a_lane_sends_first() -> None:
+    assert IDENTIFY is ACTIONS["identify_contact"] and IDENTIFY.identifies
+    assert [a.name for a in ACTIONS.values() if a.identifies] == ["identify_contact"]
+
+
+def test_lane_codes_are_one_letter_each_and_name_their_action_back() -> None:
+    assert LANE_CODES == {"identify_contact": "I", "track_event": "T", "identify_company": "G"}
+    for name, code in LANE_CODES.items():
+        assert action_of(f"12:0{code}") is ACTIONS[name]
+
+
+def test_the_mapping_tables_and_defaults_are_derived_from_the_schemas() -> None:
+    assert ACTION_FIELDS["track_event"] == {
+        "event_name", "created_at", "user_id", "email", "id", "revenue", "currency", "metadata"
+    }  # fmt: skip
+    assert REQUIRED_FIELDS == {
+        "identify_contact": {"role"},
+        "track_event": {"event_name", "created_at"},
+        "identify_company": {"company_id"},
+    }
+    assert [m.action for m in DEFAULT_MAPPINGS] == list(ACTIONS)
+    assert [m.name for m in DEFAULT_MAPPINGS] == [a.default_mapping["name"] for a in ACTIONS.values()]

@@ -9,14 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Callable, ClassVar, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
-from worker.intercom.client import IntercomClient
 from worker.intercom.errors import InvalidPayload
 from worker.store.contacts import ContactCache
 from worker.timestamps import InvalidTimestamp, to_unix_seconds
+
+if TYPE_CHECKING:
+    # For the annotation only: the client imports the failure policy, which
+    # imports the mappings and so this package.
+    from worker.intercom.client import IntercomClient
 
 T = TypeVar("T")
 
@@ -87,13 +91,13 @@ def load_fields(schema: type[Schema], raw: Mapping[str, Any]) -> dict:
     validate early and still pass the result to ``perform``.
     """
     try:
-        return _instance(schema).load(raw)
+        return schema_instance(schema).load(raw)
     except ValidationError as exc:
         raise invalid_payload(exc.messages) from None
 
 
 @cache
-def _instance(schema: type[Schema]) -> Schema:
+def schema_instance(schema: type[Schema]) -> Schema:
     """One instance per schema: building one per event was a measurable share of a worker's CPU.
 
     A marshmallow schema keeps no state between loads, so threads may share it.
@@ -121,7 +125,8 @@ def search_contact(ctx: ActionContext, field_name: str, value: str, *, role: str
     found = ctx.call(ctx.client.search_contacts, query, per_page=SEARCH_PAGE)
     contacts = [c for c in found.get("data") or [] if isinstance(c, dict) and c.get("id")]
     users = [c for c in contacts if c.get("role") == "user"]
-    return (users or contacts or [None])[0]
+    best = users or contacts
+    return best[0] if best else None
 
 
 def _blank(value: Any) -> bool:

@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
+from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
 from worker.intercom.errors import ContactNotFound, NotFound, RetryableError
-
-NAME = "identify_company"
-TASK_NAME = "intercom.identify_company"
-NEEDS_CONTACT = True
 
 #: Intercom stores monthly_spend as a 32-bit signed integer.
 MAX_MONTHLY_SPEND = 2**31 - 1
@@ -90,3 +87,33 @@ def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str) -> No
         ctx.contacts.forget(contact_id)
         raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
     ctx.contacts.remember_membership(contact_id, company_intercom_id)
+
+
+#: Segment's "Identify Company" mapping.
+DEFAULT_MAPPING = {
+    "name": "Identify Company",
+    "trigger": 'type = "group"',
+    "fields": {
+        "company_id": "$.groupId",
+        "name": "$.traits.name",
+        "monthly_spend": "$.traits.monthly_spend",
+        "plan": "$.traits.plan",
+        "size": "$.traits.employees",
+        "website": "$.traits.website",
+        "industry": "$.traits.industry",
+        "remote_created_at": "$.traits.createdAt",
+        "external_id": "$.userId",
+        "email": "$.traits.email",
+    },
+}
+
+ACTION = Action(
+    name="identify_company",
+    lane_code="G",
+    fields=Fields,
+    default_mapping=DEFAULT_MAPPING,
+    build_body=build_body,
+    perform=perform,
+    needs_contact=True,
+    parks_on_404=True,
+)

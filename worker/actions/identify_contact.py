@@ -22,11 +22,13 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
 from worker.intercom.errors import (
     AwaitingSearch,
     Conflict,
     IntercomError,
+    InvalidPayload,
     NotFound,
     RateLimited,
     SearchLagConflict,
@@ -40,10 +42,6 @@ from worker.store.contacts import LeadNote
 LEAD_SEARCH_WAIT_SECONDS = 180.0
 #: How often it looks meanwhile.
 LEAD_SEARCH_EVERY_SECONDS = 15.0
-
-NAME = "identify_contact"
-TASK_NAME = "intercom.identify_contact"
-NEEDS_CONTACT = False
 
 ROLES = ("user", "lead")
 
@@ -148,6 +146,8 @@ def _identify_user(ctx: ActionContext, body: dict) -> dict:
             return contact
     if external_id:
         return _create(ctx, body)
+    if not email:  # the schema refuses a user with neither
+        raise InvalidPayload("email", "a user needs an email when external_id is blank")
     # Email-only users have no unique key for Intercom to 409 on: look first.
     found = search_contact(ctx, "email", email, role="user")
     return ctx.call(ctx.client.update_contact, found["id"], body) if found else _create(ctx, body)
@@ -155,10 +155,11 @@ def _identify_user(ctx: ActionContext, body: dict) -> dict:
 
 def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
     """Update the lead (or the user it became) cached by anonymous id, else create a lead."""
-    cached = ctx.contacts.get(anonymous_id=ctx.anonymous_id) if ctx.anonymous_id else None
-    if cached is not None:
+    anonymous_id = ctx.anonymous_id
+    cached = ctx.contacts.get(anonymous_id=anonymous_id) if anonymous_id else None
+    if anonymous_id and cached is not None:
         if cached.role == "user":
-            _note_unfinished_lead(ctx, body.get("email"))
+            _note_unfinished_lead(ctx, anonymous_id, body.get("email"))
         # A converted lead is a user now: keep its role, write only the traits.
         update = body if cached.role == "lead" else {k: v for k, v in body.items() if k not in ("role", "external_id")}
         contact = _update_known(ctx, cached.id, update)
@@ -205,19 +206,19 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     return lead
 
 
-def _note_unfinished_lead(ctx: ActionContext, email: str | None) -> None:
+def _note_unfinished_lead(ctx: ActionContext, anonymous_id: str, email: str | None) -> None:
     """Before a converted person's lead identify updates the user: find the lead an earlier attempt made.
 
     An attempt stopped between Intercom's answer and the note's update (its
     worker killed) left a lead that no key names.  Found by email, it goes into
     the note, and the user's merge of its leads (``_merge_leads``) folds it in.
     """
-    note = ctx.contacts.lead_note(ctx.anonymous_id)
+    note = ctx.contacts.lead_note(anonymous_id)
     if note is None or note.lead_id or not email:
         return
     found = _search_unfinished_lead(ctx, email, note)
     if found is not None:
-        ctx.contacts.lead_created(ctx.anonymous_id, found["id"])
+        ctx.contacts.lead_created(anonymous_id, found["id"])
 
 
 def _search_unfinished_lead(ctx: ActionContext, email: str, note: LeadNote) -> dict | None:
@@ -284,3 +285,40 @@ def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:
         ctx.log.info("lead %s is already gone; nothing to merge into %s", lead_id, user_id)
     # Its anonymous ids, email and companies are the user's now (Intercom moved them too).
     ctx.contacts.move(lead_id, user_id, "user")
+
+
+def _trait(key: str) -> dict[str, Any]:
+    """``$.traits.<key>``, falling back to ``$.context.traits.<key>``.
+
+    Some real clients send traits only in ``context.traits``.
+    """
+    return {"@first": [f"$.traits.{key}", f"$.context.traits.{key}"]}
+
+
+#: Segment's "Identify Contact" mapping.
+DEFAULT_MAPPING = {
+    "name": "Identify Contact",
+    "trigger": 'type = "identify"',
+    "fields": {
+        # A known userId makes a user; without one the person is an anonymous lead.
+        "role": {"@if": {"exists": "$.userId", "then": "user", "else": "lead"}},
+        # Only present when userId is, i.e. only for role user: a lead never has one.
+        "external_id": "$.userId",
+        "email": _trait("email"),
+        "phone": _trait("phone"),
+        "name": _trait("name"),
+        "avatar": _trait("avatar"),
+        "signed_up_at": _trait("createdAt"),
+        "last_seen_at": "$.timestamp",
+    },
+}
+
+ACTION = Action(
+    name="identify_contact",
+    lane_code="I",
+    fields=Fields,
+    default_mapping=DEFAULT_MAPPING,
+    build_body=build_body,
+    perform=perform,
+    identifies=True,
+)

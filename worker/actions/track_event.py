@@ -21,12 +21,9 @@ from typing import Any, Iterator, Mapping
 
 from marshmallow import fields, validate
 
+from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
 from worker.intercom.errors import ContactNotFound, InvalidPayload, NotFound
-
-NAME = "track_event"
-TASK_NAME = "intercom.track_event"
-NEEDS_CONTACT = True
 
 #: Intercom ignores metadata keys beyond the first 10 of an event.
 MAX_METADATA_KEYS = 10
@@ -195,3 +192,31 @@ def _cached_id(ctx: ActionContext, external_id: str | None) -> str | None:
     """The contact id cached for an external_id, if any."""
     cached = ctx.contacts.get(external_id=external_id) if external_id else None
     return cached.id if cached else None
+
+
+#: Segment's "Track Event" mapping.
+DEFAULT_MAPPING = {
+    "name": "Track Event",
+    "trigger": 'type = "track"',
+    "fields": {
+        "event_name": "$.event",
+        "created_at": "$.timestamp",
+        "user_id": "$.userId",
+        "email": "$.properties.email",
+        "revenue": "$.properties.revenue",
+        "currency": "$.properties.currency",
+        # All properties; the action takes email, revenue and currency out.
+        "metadata": "$.properties",
+    },
+}
+
+ACTION = Action(
+    name="track_event",
+    lane_code="T",
+    fields=Fields,
+    default_mapping=DEFAULT_MAPPING,
+    build_body=build_body,
+    perform=perform,
+    needs_contact=True,
+    parks_on_404=True,
+)

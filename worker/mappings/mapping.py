@@ -10,63 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from worker.actions import ACTIONS
 from worker.mappings.fields import MISSING, Source, SourceError, parse_source
 from worker.mappings.triggers import Trigger, TriggerSyntaxError
 
-#: The fields each action takes (docs/mappings.md; Segment's destination has the same).
-ACTION_FIELDS: dict[str, frozenset[str]] = {
-    "identify_contact": frozenset(
-        {
-            "role",
-            "external_id",
-            "email",
-            "phone",
-            "name",
-            "avatar",
-            "signed_up_at",
-            "last_seen_at",
-            "owner_id",
-            "unsubscribed_from_emails",
-            "custom_attributes",
-        }
-    ),
-    "track_event": frozenset(
-        {
-            "event_name",
-            "created_at",
-            "user_id",
-            "email",
-            "id",
-            "revenue",
-            "currency",
-            "metadata",
-        }
-    ),
-    "identify_company": frozenset(
-        {
-            "company_id",
-            "name",
-            "monthly_spend",
-            "plan",
-            "size",
-            "website",
-            "industry",
-            "remote_created_at",
-            "custom_attributes",
-            "external_id",
-            "email",
-            "contact_id",
-        }
-    ),
-}
-
-#: Fields an action can't do without; a mapping that leaves one unmapped would
-#: dead-letter every event it sends, so it is refused at load instead.
-REQUIRED_FIELDS: dict[str, frozenset[str]] = {
-    "identify_contact": frozenset({"role"}),
-    "track_event": frozenset({"event_name", "created_at"}),
-    "identify_company": frozenset({"company_id"}),
-}
+#: The fields each action takes, and those a mapping must map (from the actions' schemas).
+ACTION_FIELDS: dict[str, frozenset[str]] = {name: action.field_names for name, action in ACTIONS.items()}
+REQUIRED_FIELDS: dict[str, frozenset[str]] = {name: action.required_fields for name, action in ACTIONS.items()}
 
 
 class MappingError(ValueError):

@@ -1,4 +1,4 @@
-"""The retry policy (DESIGN.md guarantee 6): full-jitter backoff, its cap, the retry window, rate-limit waits."""
+"""The failure policy (docs/design.md, guarantee 6): its table, full-jitter backoff, its cap, the retry window, rate-limit waits."""
 
 from __future__ import annotations
 
@@ -6,14 +6,35 @@ import random
 
 import pytest
 
-from worker.retry import (
+from worker.broker import VISIBILITY_TIMEOUT_SECONDS
+from worker.intercom.errors import (
+    AwaitingSearch,
+    Conflict,
+    ContactNotFound,
+    InvalidPayload,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    SearchLagConflict,
+    Unauthorized,
+)
+from worker.mappings import MappingError
+from worker.policy import (
     BASE_SECONDS,
     CAP_SECONDS,
+    MAX_COUNTDOWN_SECONDS,
     RATE_LIMIT_JITTER_SECONDS,
+    RetryPolicy,
+    Step,
     backoff,
+    check_visibility_timeout,
+    decide,
+    error_class,
     out_of_window,
     rate_limit_wait,
 )
+from worker.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 9, 12, 40, 1000])
@@ -59,3 +80,66 @@ def test_rate_limit_wait_never_calls_before_the_reset(ahead):
 def test_rate_limit_wait_for_a_reset_already_past_is_only_the_jitter():
     now = 1_700_000_000.0
     assert all(0 <= rate_limit_wait(now - 5, now) <= RATE_LIMIT_JITTER_SECONDS for _ in range(200))
+
+
+# -- the decisions (worker/policy.py's table) -------------------------------------
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    ("error", "parks_on_404", "step"),
+    [
+        (RateLimited("429", 429, reset_at=NOW + 3), True, Step.WAIT),
+        (AwaitingSearch("lag", retry_at=NOW + 15), False, Step.WAIT),
+        (Unauthorized("401", 401), True, Step.PAUSE),
+        (ContactNotFound("404", 404), True, Step.PARK),
+        (ContactNotFound("404", 404), False, Step.RETRY),  # an identify: "no such contact" is not parked
+        (RetryableError("503", 503), True, Step.RETRY),
+        (SearchLagConflict("409", 409), False, Step.RETRY),
+        (KeyError("a bug"), True, Step.RETRY),  # a bug must not lose the event
+        (PermanentError("400", 400), True, Step.DEAD_LETTER),
+        (NotFound("404", 404), True, Step.DEAD_LETTER),
+        (InvalidPayload("email", "not a string"), False, Step.DEAD_LETTER),
+        (MappingError("no longer configured", mapping="m"), True, Step.DEAD_LETTER),
+    ],
+)
+def test_each_failure_leads_where_the_table_says(error, parks_on_404, step):
+    assert decide(error, parks_on_404=parks_on_404, now=NOW).step is step
+
+
+def test_a_wait_lasts_until_the_reset_or_the_next_look():
+    assert 3.0 <= decide(RateLimited("429", reset_at=NOW + 3), parks_on_404=False, now=NOW).delay <= 4.0
+    assert decide(AwaitingSearch("lag", retry_at=NOW + 15), parks_on_404=False, now=NOW).delay == 15.0
+    assert decide(AwaitingSearch("lag", retry_at=NOW - 5), parks_on_404=False, now=NOW).delay == 1.0
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(400, PermanentError), (401, Unauthorized), (403, PermanentError), (404, NotFound), (408, RetryableError),
+     (409, Conflict), (410, NotFound), (422, PermanentError), (423, RetryableError), (429, RateLimited),
+     (500, RetryableError), (501, PermanentError), (502, RetryableError), (503, RetryableError), (599, RetryableError)],
+)  # fmt: skip
+def test_the_status_table(status, error):
+    assert error_class(status) is error
+
+
+def test_the_retry_policy_takes_its_window_and_probe_interval_from_settings():
+    policy = RetryPolicy.from_settings(Settings(retry_window=60, pause_probe_seconds=5))
+    assert (policy.window, policy.probe_interval) == (60, 5)
+    assert not policy.gives_up(NOW, NOW + 59) and policy.gives_up(NOW, NOW + 60)
+    assert 0 <= policy.backoff(3) <= 8
+
+
+def test_a_worker_refuses_settings_under_which_a_task_could_outlive_the_visibility_timeout():
+    check_visibility_timeout(600, Settings(), chain_seconds=5)  # the defaults fit
+    with pytest.raises(SettingsError, match="INTERCOM_TIMEOUT_SECONDS"):
+        check_visibility_timeout(600, Settings(http_timeout=120), chain_seconds=5)
+    assert MAX_COUNTDOWN_SECONDS < VISIBILITY_TIMEOUT_SECONDS
+
+
+def test_create_app_checks_the_visibility_timeout():
+    from worker.celery_app import create_app
+
+    with pytest.raises(SettingsError):
+        create_app(Settings(http_timeout=300))

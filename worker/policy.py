@@ -1,16 +1,73 @@
-"""When to try a failed delivery again (DESIGN.md guarantee 6).
+"""What a failed call or delivery leads to: the relay's one failure policy.
 
-Exponential backoff with full jitter: the n-th retry waits a random time
-between 0 and min(cap, base * 2**n).  Full jitter spreads a crowd of lanes
-that failed together (an outage) instead of sending them back in one wave.
-A delivery keeps retrying for the retry window (Segment's 4 hours), then it
-is dead-lettered.  Waiting on the rate limit is not a retry: it uses up no
-attempt and waits exactly until the window resets.
+Intercom's answer becomes an exception (``classify``, by the table
+``STATUS_ERRORS``); the exception becomes a decision (``decide``); the
+delivery run (worker/delivery.py) carries the decision out.  The whole
+policy in one table::
+
+    what happened                                  exception          decision     how long                          attempt
+    ---------------------------------------------  -----------------  -----------  --------------------------------  -------
+    2xx                                            (none)             delivered
+    429, or the fleet's own budget is spent        RateLimited        wait         until X-RateLimit-Reset, + <=1 s  no
+    an unfinished create's lead may not show yet   AwaitingSearch     wait         until its next look (>= 1 s)      no
+    401                                            Unauthorized       pause        PAUSE_PROBE_SECONDS, then probed  no
+    404/410 for a contact, action that needs one   ContactNotFound    park         until the person's next identify, no
+                                                                                   at most PARK_HOLD_SECONDS, then a
+                                                                                   dead letter
+    timeout, connection error, 408, 423, 5xx       RetryableError     retry        full-jitter backoff from 1 s,     yes
+      (not 501), a 409 whose contact can't be used                                 doubling, capped at 5 min
+    any other exception (a bug)                    (any)              retry        the same, logged with traceback   yes
+    still failing RETRY_WINDOW_SECONDS after the   (any retryable)    dead letter
+      first failure (4 hours, as Segment)
+    400, 403, 422, 501, other 4xx, bad fields      PermanentError     dead letter
+    a mapping no longer configured                 MappingError       dead letter
+
+A wait, a pause and a retry keep the head at the front of its lane, so the
+person's later events never overtake it.  A wait of up to MAX_COUNTDOWN_SECONDS
+goes back to Celery as a countdown (Flower shows the retry); a longer one
+sleeps in Redis and the sweep wakes it, because Celery on Redis hands a
+message whose countdown outlives the broker's visibility timeout to a second
+worker: ``check_visibility_timeout`` refuses to start a worker whose
+settings would allow that.
 """
 
 from __future__ import annotations
 
+import enum
 import random
+from dataclasses import dataclass
+
+import httpx
+
+from worker.intercom.errors import (
+    AwaitingSearch,
+    Conflict,
+    ContactNotFound,
+    IntercomError,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    RetryableError,
+    Unauthorized,
+    error_details,
+    reset_at,
+)
+from worker.mappings import MappingError
+from worker.settings import Settings, SettingsError
+
+#: Intercom's statuses that stand for a particular error.  Any other 4xx is a
+#: PermanentError, any other 5xx a RetryableError (501 "not implemented" will
+#: not change on a retry).
+STATUS_ERRORS: dict[int, type[IntercomError]] = {
+    401: Unauthorized,
+    404: NotFound,
+    408: RetryableError,
+    409: Conflict,
+    410: NotFound,
+    423: RetryableError,
+    429: RateLimited,
+    501: PermanentError,
+}
 
 #: The first retry comes within about a second.
 BASE_SECONDS = 1.0
@@ -23,9 +80,92 @@ CAP_SECONDS = 300.0
 #: lanes held back by one reset do not all call at the same instant.
 RATE_LIMIT_JITTER_SECONDS = 1.0
 
+#: Waits up to this long go back to Celery as a countdown; longer ones sleep in Redis.
+MAX_COUNTDOWN_SECONDS = 60.0
+
+#: How many calls of one delivery a task may make, at most, for the visibility
+#: timeout check: an identify that creates, updates and merges two leads.
+CALLS_PER_DELIVERY = 5
+
+
+def error_class(status: int) -> type[IntercomError]:
+    """The exception class for a non-2xx status."""
+    return STATUS_ERRORS.get(status) or (RetryableError if status >= 500 else PermanentError)
+
+
+def classify(response: httpx.Response) -> IntercomError | None:
+    """The error a response stands for, or None for a 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    message, body, code = error_details(response)
+    cls = error_class(status)
+    if cls is RateLimited:
+        return RateLimited(message, status, body, code, reset_at=reset_at(response))
+    return cls(message, status, body, code)
+
+
+class Step(enum.Enum):
+    """What the delivery run does with a failed head."""
+
+    WAIT = "wait"  # sleep the lane for ``Decision.delay``, using no attempt
+    PAUSE = "pause"  # pause the destination (a refused token) and sleep the lane
+    PARK = "park"  # set the head aside until the person's next identify
+    RETRY = "retry"  # sleep with backoff, using an attempt; a dead letter once out of the window
+    DEAD_LETTER = "dead_letter"  # give up now, with the reason
+
+
+@dataclass(frozen=True)
+class Decision:
+    step: Step
+    #: Seconds to wait, for Step.WAIT.
+    delay: float = 0.0
+
+
+def decide(exc: BaseException, *, parks_on_404: bool, now: float) -> Decision:
+    """What a failed head's exception leads to (the table in the module docstring)."""
+    if isinstance(exc, RateLimited):
+        return Decision(Step.WAIT, rate_limit_wait(exc.reset_at, now))
+    if isinstance(exc, AwaitingSearch):
+        return Decision(Step.WAIT, max(1.0, exc.retry_at - now))
+    if isinstance(exc, Unauthorized):
+        return Decision(Step.PAUSE)
+    if isinstance(exc, ContactNotFound):
+        # An identify never answers "no such contact" for a reason a park would fix.
+        return Decision(Step.PARK if parks_on_404 else Step.RETRY)
+    if isinstance(exc, (PermanentError, MappingError)):
+        return Decision(Step.DEAD_LETTER)
+    return Decision(Step.RETRY)  # RetryableError, and any unexpected error: a bug must not lose the event
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The numbers of the policy, from settings."""
+
+    window: float
+    probe_interval: float
+    base: float = BASE_SECONDS
+    cap: float = CAP_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(window=settings.retry_window, probe_interval=settings.pause_probe_seconds)
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
+        return backoff(attempt, base=self.base, cap=self.cap)
+
+    def gives_up(self, first_failure: float, now: float) -> bool:
+        """Whether a delivery failing since ``first_failure`` has used up its retry window."""
+        return out_of_window(first_failure, now, self.window)
+
 
 def backoff(attempt: int, *, base: float = BASE_SECONDS, cap: float = CAP_SECONDS) -> float:
-    """Seconds to wait before retry number ``attempt`` (1 for the first retry)."""
+    """Exponential backoff with full jitter: a random time between 0 and min(cap, base * 2**attempt).
+
+    Full jitter spreads a crowd of lanes that failed together (an outage)
+    instead of sending them back in one wave.
+    """
     ceiling = min(cap, base * 2 ** min(attempt, 32))
     return random.uniform(0, ceiling)
 
@@ -38,3 +178,38 @@ def rate_limit_wait(reset_at: float, now: float) -> float:
 def out_of_window(first_failure: float, now: float, window: float) -> bool:
     """Whether a delivery failing since ``first_failure`` has used up its retry window."""
     return now - first_failure >= window
+
+
+def longest_task_seconds(settings: Settings, chain_seconds: float) -> float:
+    """How long one task can take at most: its chain, then one more delivery's calls."""
+    return chain_seconds + CALLS_PER_DELIVERY * settings.http_timeout
+
+
+def check_visibility_timeout(visibility_timeout: float, settings: Settings, *, chain_seconds: float) -> None:
+    """Refuse settings under which the broker could hand a task to a second worker.
+
+    Celery on Redis gives an unacknowledged message (a running task, or one
+    held for its countdown) to another worker after the visibility timeout.
+    It must outlive the longest countdown and the longest task.
+    """
+    needed = MAX_COUNTDOWN_SECONDS + longest_task_seconds(settings, chain_seconds)
+    if visibility_timeout <= needed:
+        raise SettingsError(
+            f"INTERCOM_TIMEOUT_SECONDS={settings.http_timeout:g} is too long: a task could outlive the "
+            f"broker's visibility timeout of {visibility_timeout:g} s and run twice (it needs "
+            f"{MAX_COUNTDOWN_SECONDS:g} s countdown + {CALLS_PER_DELIVERY} calls x the timeout + {chain_seconds:g} s)"
+        )
+
+
+__all__ = [
+    "Decision",
+    "RetryPolicy",
+    "Step",
+    "backoff",
+    "check_visibility_timeout",
+    "classify",
+    "decide",
+    "error_class",
+    "out_of_window",
+    "rate_limit_wait",
+]

@@ -23,6 +23,7 @@ Intercom's ``X-RateLimit-*`` headers.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -32,8 +33,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from worker.intercom.errors import IntercomError, RetryableError, classify, from_transport_error
-from worker.settings import INTERCOM_VERSION
+from worker.intercom.errors import IntercomError, RetryableError, from_transport_error
+from worker.policy import classify
+from worker.settings import INTERCOM_VERSION, Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +85,8 @@ class IntercomClient:
         budget: Budget | None = None,
     ) -> None:
         self._token = token  # kept only to scrub it from error bodies; never printed
-        self._budget = budget or NoBudget()
-        self._lock = threading.Lock()
-        self._calls = 0
+        self._budget: Budget = budget or NoBudget()
+        self._counter = _CallCounter()  # shared with every view (with_budget)
         self.base_url = base_url.rstrip("/")
         self.timeout = httpx.Timeout(timeout, connect=min(CONNECT_TIMEOUT, timeout))
         self._extensions = {"timeout": self.timeout.as_dict()}
@@ -96,7 +97,7 @@ class IntercomClient:
         )
 
     @classmethod
-    def from_settings(cls, settings: Any, budget: Budget | None = None) -> "IntercomClient":
+    def from_settings(cls, settings: Settings, budget: Budget | None = None) -> IntercomClient:
         """A client for the settings' API URL, token and timeout."""
         return cls(settings.api_url, settings.access_token, timeout=settings.http_timeout, budget=budget)
 
@@ -115,8 +116,19 @@ class IntercomClient:
 
     @property
     def calls(self) -> int:
-        """HTTP calls sent so far by this client (for API calls per delivered event)."""
-        return self._calls
+        """HTTP calls sent so far by this client and its views (for API calls per delivered event)."""
+        return self._counter.value
+
+    def with_budget(self, budget: Budget) -> IntercomClient:
+        """This client (the same connections and call count) asking ``budget`` before each call.
+
+        A delivery run passes itself (worker/delivery.py): before each of its
+        calls it renews its lease and takes its prepaid slot.  A shallow copy,
+        made per delivery, costs a few microseconds.
+        """
+        view = copy.copy(self)
+        view._budget = budget
+        return view
 
     # -- contacts ---------------------------------------------------------
 
@@ -178,8 +190,7 @@ class IntercomClient:
 
     def _send(self, method: str, path: str, body: dict | None) -> httpx.Response:
         """Count and send the request, turning transport failures into RetryableError."""
-        with self._lock:
-            self._calls += 1
+        self._counter.add()
         request = httpx.Request(
             method,
             self.base_url + path,
@@ -197,6 +208,18 @@ class IntercomClient:
             raise from_transport_error(exc) from exc
         response.request = request
         return response
+
+
+class _CallCounter:
+    """A count that the threads of a worker and the views of a client share."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
 
 
 def environment_proxy(url: str) -> str | None:

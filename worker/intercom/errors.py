@@ -14,9 +14,10 @@ reads it and never inspects status codes itself::
     ├── ContactNotFound                404 for a contact that does not exist (yet): the caller parks the event
     └── Unauthorized                   401: the token is bad for every event; the caller pauses the destination
 
-:func:`classify` is the one place that maps an HTTP response to this tree; the
-domain meaning of a 404 or a 409 (which depends on the endpoint) lives in the
-action that made the call.  No message, repr or attribute here ever holds the
+Which status stands for which class, and what each class leads to, is the
+failure policy (``worker/policy.py``: ``classify`` and ``decide``); the domain
+meaning of a 404 or a 409 (which depends on the endpoint) lives in the action
+that made the call.  No message, repr or attribute here ever holds the
 access token: messages are built from the method, path, status and Intercom's
 error body only.
 """
@@ -112,20 +113,6 @@ class Unauthorized(IntercomError):
     """A 401: the token is bad for every event, so the caller pauses the destination."""
 
 
-def classify(response: httpx.Response) -> IntercomError | None:
-    """Return the error a response stands for, or None for a 2xx."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return None
-    body = _error_body(response)
-    code = _first_code(body)
-    message = _describe(response, body, code)
-    cls = _class_for(status)
-    if cls is RateLimited:
-        return RateLimited(message, status, body, code, reset_at=_reset_at(response))
-    return cls(message, status, body, code)
-
-
 def from_transport_error(exc: httpx.TransportError) -> RetryableError:
     """A timeout or connection failure: the request may not have arrived, so retry."""
     return RetryableError(f"{_request_line(exc)}: {type(exc).__name__}: {exc}".rstrip(": "))
@@ -142,19 +129,11 @@ def conflicting_contact_id(error: IntercomError) -> str | None:
     return None
 
 
-def _class_for(status: int) -> type[IntercomError]:
-    """The exception class for a non-2xx status."""
-    if status == 401:
-        return Unauthorized
-    if status == 429:
-        return RateLimited
-    if status in (404, 410):
-        return NotFound
-    if status == 409:
-        return Conflict
-    if status in (408, 423) or (status >= 500 and status != 501):
-        return RetryableError
-    return PermanentError
+def error_details(response: httpx.Response) -> tuple[str, Any, str | None]:
+    """(one-line message, parsed error body or text, first ``errors[].code``) of an error response."""
+    body = _error_body(response)
+    code = _first_code(body)
+    return _describe(response, body, code), body, code
 
 
 def _error_body(response: httpx.Response) -> Any:
@@ -195,7 +174,7 @@ def _request_line(source: httpx.Response | httpx.TransportError) -> str:
     return f"{request.method} {request.url.path}"
 
 
-def _reset_at(response: httpx.Response) -> float:
+def reset_at(response: httpx.Response) -> float:
     """``X-RateLimit-Reset`` (Unix seconds), or one window from now without it."""
     try:
         return float(response.headers["X-RateLimit-Reset"])

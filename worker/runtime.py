@@ -9,26 +9,39 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import Self
 
 import redis as redis_lib
 
+from worker.actions import IDENTIFY, LANE_CODES
 from worker.intercom.client import IntercomClient
 from worker.mappings import Mapping, load_mappings
+from worker.policy import RetryPolicy
 from worker.settings import Settings
 from worker.store.budget import RateBudget
 from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
 from worker.store.lanes import Lanes
-from worker.store.lease import RenewingBudget
 from worker.store.pause import Pause
+
+
+def build_lanes(redis: redis_lib.Redis, settings: Settings) -> Lanes:
+    """The lanes, with the action table's lane codes and the settings' times."""
+    return Lanes(
+        redis,
+        lane_codes=LANE_CODES,
+        identify_action=IDENTIFY.name,
+        lease_seconds=settings.lease_seconds,
+        dispatch_seconds=settings.dispatch_seconds,
+        park_hold_seconds=settings.park_hold,
+    )
 
 
 @dataclass
 class Runtime:
     settings: Settings
-    redis: Any
+    redis: redis_lib.Redis
     lanes: Lanes
     contacts: ContactCache
     counters: Counters
@@ -37,13 +50,12 @@ class Runtime:
     pause: Pause
     client: IntercomClient
     mappings: dict[str, Mapping]
+    policy: RetryPolicy
 
     @classmethod
-    def build(cls, settings: Settings) -> "Runtime":
+    def build(cls, settings: Settings) -> Self:
         redis = redis_lib.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-        lanes = Lanes(
-            redis, lease_seconds=settings.lease_seconds, dispatch_seconds=settings.dispatch_seconds, park_hold_seconds=settings.park_hold
-        )
+        lanes = build_lanes(redis, settings)
         budget = RateBudget(redis, settings.token_id, share=settings.rate_share)
         return cls(
             settings=settings,
@@ -54,8 +66,10 @@ class Runtime:
             dead_letters=DeadLetters(redis, lanes),
             budget=budget,
             pause=Pause(redis, settings.token_id, settings.pause_probe_seconds),
-            client=IntercomClient.from_settings(settings, budget=RenewingBudget(budget, lanes)),
+            # Calls made for a delivery go through its run (worker/delivery.py), which adds the lease.
+            client=IntercomClient.from_settings(settings, budget=budget),
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},
+            policy=RetryPolicy.from_settings(settings),
         )
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""The Celery tasks: thin, like a web view (STYLE.md practice 2).
+"""The Celery tasks: thin, like a web view: they read arguments and call the code that decides.
 
 * ``intercom.ingest``: moves accepted events from the queue into their
   people's lanes, one delivery per triggered mapping.
@@ -17,31 +17,28 @@ The decisions (which outcome leads where) live in ``delivery.py``.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-from celery import Celery, Task
+from celery import Celery
 
 from worker.actions import ACTIONS
-from worker.delivery import deliver, dispatch
+from worker.broker import INGEST_TASK, SWEEP_TASK
+from worker.delivery import TaskLike, deliver, dispatch
 from worker.mappings import select
-from worker.runtime import get_runtime
-from worker.store.lanes import delivery_id, person_of
+from worker.runtime import Runtime, get_runtime
+from worker.store.lanes import person_of
 
 log = logging.getLogger("worker.tasks")
-
-SWEEP_TASK = "intercom.sweep"
-INGEST_TASK = "intercom.ingest"
 
 
 def register_tasks(app: Celery) -> None:
     """Register every task on ``app`` (explicitly, no import-time registration)."""
     app.task(name=INGEST_TASK, bind=True, acks_late=True)(ingest)
     for action in ACTIONS.values():
-        app.task(name=action.TASK_NAME, bind=True, acks_late=True, max_retries=None)(run_action)
+        app.task(name=action.task_name, bind=True, acks_late=True, max_retries=None)(run_action)
     app.task(name=SWEEP_TASK, bind=True, ignore_result=True)(sweep)
 
 
-def ingest(task: Task, envelopes: list[dict]) -> dict:
+def ingest(task: TaskLike, envelopes: list[dict]) -> dict:
     """Append each accepted event to its person's lane; send the lanes this woke."""
     rt = get_runtime()
     mappings = list(rt.mappings.values())
@@ -51,7 +48,7 @@ def ingest(task: Task, envelopes: list[dict]) -> dict:
         seq, event = envelope["seq"], envelope["event"]
         person = person_of(event)
         chosen = select(mappings, event)
-        deliveries = [(delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event)) for i, m in enumerate(chosen)]
+        deliveries = [(rt.lanes.delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event)) for i, m in enumerate(chosen)]
         rt.lanes.ingest(seq, person, str(event.get("messageId") or seq), deliveries, pipe=pipe)
         people.append(person)
     woken = [(person, head) for person, head in zip(people, pipe.execute()) if head]
@@ -60,12 +57,12 @@ def ingest(task: Task, envelopes: list[dict]) -> dict:
     return {"events": len(envelopes), "lanes_woken": len(woken)}
 
 
-def run_action(task: Task, person: str, delivery: str) -> dict:
+def run_action(task: TaskLike, person: str, delivery: str) -> dict:
     """Deliver the head of ``person``'s lane, if ``delivery`` is still it."""
     return deliver(task, get_runtime(), person, delivery)
 
 
-def sweep(task: Task) -> dict:
+def sweep(task: TaskLike) -> dict:
     """Periodic housekeeping; safe to run on any number of beat ticks at once."""
     rt = get_runtime()
     woken = rt.lanes.sweep()
@@ -89,7 +86,7 @@ def _record(person: str, seq: int, mapping: str, action: str, event: dict) -> di
     return {"person": person, "seq": seq, "mapping": mapping, "action": action, "event": event}
 
 
-def _probe_pause(rt: Any) -> bool:
+def _probe_pause(rt: Runtime) -> bool:
     """While the destination is paused for a bad token, check whether it works again."""
     paused = rt.pause.reason()
     if not paused or not rt.pause.probe_due():

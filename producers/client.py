@@ -8,7 +8,7 @@ and hands it to the one :meth:`Enqueuer.accept` path.
 Two modes, chosen per :class:`Producer`:
 
 * ``sync=True`` (the default) — the call returns once the event is in Redis
-  (DESIGN.md, guarantee 1).  Each call is one ``accept``: a few Redis round
+  (docs/design.md, guarantee 1).  Each call is one ``accept``: a few Redis round
   trips, well under a millisecond on a local Redis.  ``BackPressure`` from a
   relay over its backlog bound reaches the caller, who knows the event was
   not accepted.
@@ -28,10 +28,13 @@ import queue
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from producers.enqueue import BackPressure, Enqueuer
 from producers.events import validate_event
+
+if TYPE_CHECKING:  # imported when a producer is built, not at import
+    from worker.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -333,15 +336,15 @@ def _message(
     return {k: v for k, v in message.items() if v is not None}
 
 
-def build_enqueuer(settings: Any) -> Enqueuer:
-    """An Enqueuer on ``settings.redis_url``, publishing with the worker's Celery app.
+def build_enqueuer(settings: Settings) -> Enqueuer:
+    """An Enqueuer on ``settings.redis_url``, publishing by task name.
 
-    The same app (worker/celery_app.py) as the worker, so that messages are
-    published with its serializer, routing and task-sent events.
+    The publishing app (worker/broker.py) shares the worker's broker settings
+    (serializer, transport, visibility timeout) without loading its tasks.
     """
     import redis  # noqa: PLC0415 - imported when a producer is built, not at import
 
-    from worker.celery_app import create_app  # noqa: PLC0415
+    from worker.broker import publisher_app  # noqa: PLC0415
 
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-    return Enqueuer(client, create_app(settings), max_backlog=settings.max_backlog)
+    return Enqueuer(client, publisher_app(settings), max_backlog=settings.max_backlog)

@@ -1,5 +1,9 @@
 """Put validated events on the Celery queue: the one place events enter Redis.
 
+It sends ``intercom.ingest`` by name through a publishing app
+(``worker.broker.publisher_app``), so the door loads neither the worker's tasks
+nor its actions.
+
 An event is *accepted* once ``Enqueuer.accept`` returns: it sits in the
 Redis-backed Celery queue, stamped with its acceptance sequence.  The worker's
 ``intercom.ingest`` task moves it into its person's lane in that order.
@@ -8,8 +12,11 @@ Redis-backed Celery queue, stamped with its acceptance sequence.  The worker's
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
+import redis as redis_lib
+from celery import Celery
+
+from worker.broker import INGEST_TASK
 from worker.store import keys
 from worker.store.counters import Counters
 from worker.store.lanes import person_of
@@ -33,7 +40,7 @@ class BackPressure(Exception):
 class Enqueuer:
     """Accepts validated, normalised Segment events into the pipeline."""
 
-    def __init__(self, redis: Any, celery_app: Any, *, max_backlog: int) -> None:
+    def __init__(self, redis: redis_lib.Redis, celery_app: Celery, *, max_backlog: int) -> None:
         self.redis = redis
         self.app = celery_app
         self.max_backlog = max_backlog
@@ -53,9 +60,7 @@ class Enqueuer:
         for start in range(0, len(envelopes), INGEST_BATCH):
             chunk = envelopes[start : start + INGEST_BATCH]
             # argsrepr: what Flower shows; Celery's own repr of 100 events costs a third of a publish.
-            self.app.send_task(
-                "intercom.ingest", args=[chunk], argsrepr=f"[{len(chunk)} events, seq {chunk[0]['seq']}..{chunk[-1]['seq']}]"
-            )
+            self.app.send_task(INGEST_TASK, args=[chunk], argsrepr=f"[{len(chunk)} events, seq {chunk[0]['seq']}..{chunk[-1]['seq']}]")
         self._count(events)
         return len(events)
 

@@ -2,7 +2,7 @@
 
 Every producer — the Python API, the HTTP server and replay — turns what it was
 given into a normalised event with :func:`validate_event`, or refuses it with
-:class:`InvalidEvent` naming the field (DESIGN.md, guarantee 8).  A normalised
+:class:`InvalidEvent` naming the field (docs/design.md, guarantee 8).  A normalised
 event is a plain JSON-ready dict:
 
 * ``type`` is one of :data:`EVENT_TYPES`;

@@ -16,11 +16,11 @@ from worker.settings import Settings, SettingsError
 
 try:
     settings = Settings.from_env()
+    app = create_app(settings)
 except SettingsError as exc:
     print(f"intercom-relay worker: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 configure_logging(settings)
-app = create_app(settings)
 
 
 @worker_init.connect

@@ -35,9 +35,9 @@ def _redis(settings: Settings) -> Any:
 
 def _enqueuer(settings: Settings) -> Any:
     from producers.enqueue import Enqueuer  # noqa: PLC0415 - keeps `--help` fast
-    from worker.celery_app import create_app  # noqa: PLC0415
+    from worker.broker import publisher_app  # noqa: PLC0415
 
-    return Enqueuer(_redis(settings), create_app(settings), max_backlog=settings.max_backlog)
+    return Enqueuer(_redis(settings), publisher_app(settings), max_backlog=settings.max_backlog)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,7 +75,7 @@ def status(as_json: bool) -> None:
     settings = _settings()
     redis = _redis(settings)
     counts: dict[str, Any] = Counters(redis).snapshot()
-    paused = Pause(redis, settings.token_id).reason()
+    paused = Pause(redis, settings.token_id, settings.pause_probe_seconds).reason()
     counts["paused"] = paused
     if as_json:
         click.echo(json.dumps(counts, indent=2))
@@ -117,12 +117,12 @@ def dead_letters() -> None:
 
 
 def _letters(reason: str | None, person: str | None, ids: tuple[str, ...]) -> tuple[Any, list]:
+    from worker.runtime import build_lanes  # noqa: PLC0415
     from worker.store.deadletters import DeadLetters  # noqa: PLC0415
-    from worker.store.lanes import Lanes  # noqa: PLC0415
 
     settings = _settings()
     redis = _redis(settings)
-    store = DeadLetters(redis, Lanes(redis))
+    store = DeadLetters(redis, build_lanes(redis, settings))
     return store, list(store.iter(reason=reason, person=person, ids=list(ids) or None))
 
 
@@ -166,12 +166,12 @@ def list_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ..
 @click.option("--all", "everything", is_flag=True, help="Replay every dead letter (required without a filter).")
 def replay_dead_letters(reason: str | None, person: str | None, ids: tuple[str, ...], everything: bool) -> None:
     """Put dead letters back at the end of their person's lane."""
-    from worker.celery_app import create_app  # noqa: PLC0415
+    from worker.broker import publisher_app  # noqa: PLC0415
     from worker.delivery import dispatch  # noqa: PLC0415
 
     store, letters = _chosen_letters(reason, person, ids, everything)
     replayed, heads = store.replay(letters)
-    app = create_app(_settings())
+    app = publisher_app(_settings())
     for who, head in heads:
         dispatch(app, who, head)
     click.echo(f"replayed {replayed} dead letter(s)")

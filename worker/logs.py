@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 
+from worker.broker import SWEEP_TASK
 from worker.settings import Settings
 
 
@@ -51,4 +52,4 @@ def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
 
 
 def _not_the_sweep(record: logging.LogRecord) -> bool:
-    return "intercom.sweep" not in str(record.args) and "intercom.sweep" not in str(record.msg)
+    return SWEEP_TASK not in str(record.args) and SWEEP_TASK not in str(record.msg)

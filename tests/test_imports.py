@@ -1,0 +1,37 @@
+"""The door loads what it needs and nothing of the delivery stack.
+
+The ingestion server and the Python API send ``intercom.ingest`` by name
+(worker/broker.py); importing them must not import the worker's actions,
+delivery or runtime, so that the door starts fast, stays small, and does not
+depend on what the workers do.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+DELIVERY_STACK = ("worker.actions", "worker.delivery", "worker.runtime", "worker.tasks", "worker.celery_app", "worker.mappings")
+
+
+@pytest.mark.parametrize("module", ["producers.http", "producers", "producers.replay"])
+def test_the_door_does_not_import_the_delivery_stack(module: str) -> None:
+    code = (
+        f"import json, sys; import {module}; from producers.client import build_enqueuer; "
+        f"print(json.dumps([m for m in {DELIVERY_STACK!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == [], f"importing {module} loads the delivery stack"
+
+
+def test_a_producer_builds_its_enqueuer_without_the_delivery_stack(redis_url: str) -> None:
+    code = (
+        "import json, sys; from worker.settings import Settings; from producers.client import build_enqueuer; "
+        f"build_enqueuer(Settings(redis_url={redis_url!r})); "
+        f"print(json.dumps([m for m in {DELIVERY_STACK!r} if m in sys.modules]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == []

@@ -24,19 +24,6 @@ REGIONS = {
 #: The API version whose request and response shapes this project follows.
 INTERCOM_VERSION = "2.16"
 
-#: Segment retries a failing event for 4 hours before it gives up; so do we.
-DEFAULT_RETRY_WINDOW_SECONDS = 4 * 3600
-
-#: How long a track or group for a never-identified person waits for an identify.
-DEFAULT_PARK_HOLD_SECONDS = 24 * 3600
-
-#: Our share of the token's per-window limit. 1.0 uses it all; lower it to
-#: leave room for the workspace's other apps.
-DEFAULT_RATE_SHARE = 1.0
-
-#: Back-pressure: the ingestion API answers 503 beyond this many unfinished events.
-DEFAULT_MAX_BACKLOG = 5_000_000
-
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
@@ -44,28 +31,43 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Every setting, with its default: the one place a default is written.
+
+    ``from_env`` reads each from its environment variable (README, "Settings").
+    """
+
     redis_url: str = "redis://127.0.0.1:6379/0"
     # repr=False: the token must never reach a log line or a traceback.
     access_token: str = field(default="", repr=False)
     region: str = "us"
     api_url: str = REGIONS["us"]
     mappings_file: str | None = None
-    retry_window: float = DEFAULT_RETRY_WINDOW_SECONDS
-    park_hold: float = DEFAULT_PARK_HOLD_SECONDS
-    rate_share: float = DEFAULT_RATE_SHARE
-    max_backlog: int = DEFAULT_MAX_BACKLOG
+    # RETRY_WINDOW_SECONDS: Segment retries a failing event for 4 hours before it gives up; so do we.
+    retry_window: float = 4 * 3600
+    # PARK_HOLD_SECONDS: how long a track or group for a never-identified person waits for an identify.
+    park_hold: float = 24 * 3600
+    # RATE_LIMIT_SHARE: our share of the token's per-window limit; lower it to leave room for
+    # the workspace's other apps.
+    rate_share: float = 1.0
+    # MAX_BACKLOG: back-pressure; the ingestion API answers 503 beyond this many unfinished events.
+    max_backlog: int = 5_000_000
     write_keys: tuple[str, ...] = field(default=(), repr=False)
+    # INTERCOM_TIMEOUT_SECONDS: the longest one call to Intercom may take.
     http_timeout: float = 30.0
     log_format: str = "text"
-    # Seconds without a sign of life before a running delivery is taken for
+    # LEASE_SECONDS: seconds without a sign of life before a running delivery is taken for
     # lost (its worker died) and sent again.
     lease_seconds: float = 60.0
-    # Seconds a sent task may wait in the queue before its lane is taken for
-    # lost and sent again (see worker/store/lanes.py).
+    # DISPATCH_SECONDS: a sent task normally starts within seconds; one not started after this
+    # long is taken for lost and its lane's head is sent again. A task is lost when its worker
+    # dies after closing one head and before sending the next, or dies holding prefetched
+    # messages (the broker restores those only after its visibility timeout). A duplicate costs
+    # one claim that finds the lane busy or its delivery gone; keep it above the queue's usual wait.
     dispatch_seconds: float = 60.0
-    # How often a destination paused for a refused token (401) is probed with GET /me.
+    # PAUSE_PROBE_SECONDS: how often a destination paused for a refused token (401) is probed
+    # with GET /me, and how long its lanes sleep meanwhile.
     pause_probe_seconds: float = 30.0
-    # "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
+    # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
     @property
@@ -89,7 +91,8 @@ class Settings:
         token = env.get("INTERCOM_ACCESS_TOKEN", "").strip()
         if require_token and not token:
             raise SettingsError("INTERCOM_ACCESS_TOKEN is not set; create an access token in Intercom's Developer Hub")
-        redis_url = env.get("REDIS_URL", cls.redis_url).strip()
+        default = cls()
+        redis_url = env.get("REDIS_URL", default.redis_url).strip()
         # Celery's Redis transport takes no unix:// URL, so neither do we.
         if not redis_url.startswith(("redis://", "rediss://")):
             scheme = redis_url.split("://", 1)[0] + "://" if "://" in redis_url else "no scheme"
@@ -108,16 +111,16 @@ class Settings:
             region=region,
             api_url=api_url.rstrip("/"),
             mappings_file=mappings_file,
-            retry_window=_number(env, "RETRY_WINDOW_SECONDS", DEFAULT_RETRY_WINDOW_SECONDS, minimum=0),
-            park_hold=_number(env, "PARK_HOLD_SECONDS", DEFAULT_PARK_HOLD_SECONDS, minimum=0),
-            rate_share=_number(env, "RATE_LIMIT_SHARE", DEFAULT_RATE_SHARE, minimum=0.01, maximum=1.0),
-            max_backlog=int(_number(env, "MAX_BACKLOG", DEFAULT_MAX_BACKLOG, minimum=1)),
+            retry_window=_number(env, "RETRY_WINDOW_SECONDS", default.retry_window, minimum=0),
+            park_hold=_number(env, "PARK_HOLD_SECONDS", default.park_hold, minimum=0),
+            rate_share=_number(env, "RATE_LIMIT_SHARE", default.rate_share, minimum=0.01, maximum=1.0),
+            max_backlog=int(_number(env, "MAX_BACKLOG", default.max_backlog, minimum=1)),
             write_keys=tuple(k.strip() for k in env.get("WRITE_KEYS", "").split(",") if k.strip()),
-            http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", 30.0, minimum=0.1),
+            http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", default.http_timeout, minimum=0.1),
             log_format=log_format,
-            lease_seconds=_number(env, "LEASE_SECONDS", 60.0, minimum=1),
-            dispatch_seconds=_number(env, "DISPATCH_SECONDS", 60.0, minimum=1),
-            pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", 30.0, minimum=1),
+            lease_seconds=_number(env, "LEASE_SECONDS", default.lease_seconds, minimum=1),
+            dispatch_seconds=_number(env, "DISPATCH_SECONDS", default.dispatch_seconds, minimum=1),
+            pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", default.pause_probe_seconds, minimum=1),
             worker_cpu=worker_cpu,
         )
 

@@ -1,4 +1,4 @@
-"""The code passes the lint rules in pyproject.toml ([tool.ruff]); CI runs this with the rest."""
+"""The code passes the lint rules and is formatted as pyproject.toml says ([tool.ruff]); CI runs this with the rest."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ["worker", "producers", "fake_intercom", "demo", "tests", "bench"]
 
 
 def test_ruff_finds_nothing():
-    out = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "worker", "producers", "tests", "bench"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", *PACKAGES], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, f"ruff check failed; run `ruff check --fix` and look at the rest:\n{out.stdout}{out.stderr}"
+
+
+def test_ruff_format_changes_nothing():
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", *PACKAGES], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, f"some files are not formatted; run `ruff format`:\n{out.stdout}{out.stderr}"

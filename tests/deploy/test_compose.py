@@ -3,7 +3,7 @@
 This machine has the Docker client but no engine, so the compose file is
 validated against the Compose Specification's JSON schema (the one
 ``check-jsonschema`` vendors), and the rest of the deployment shape
-(DESIGN.md, "Deployment shape") is asserted on the parsed YAML.
+(docs/design.md, "Deployment shape") is asserted on the parsed YAML.
 """
 
 from __future__ import annotations

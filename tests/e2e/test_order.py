@@ -1,4 +1,4 @@
-"""Per-person order and identify first, under concurrency (DESIGN.md guarantees 3, 4, 7).
+"""Per-person order and identify first, under concurrency (docs/design.md, guarantees 3, 4, 7).
 
 The fake Intercom lags its search index by seconds, as Intercom does; the
 stream is adversarial: half the people's tracks and groups come before their

@@ -1,4 +1,4 @@
-"""Rate limits, retries, dead letters and a paused destination, end to end (DESIGN.md guarantees 5, 6, 7).
+"""Rate limits, retries, dead letters and a paused destination, end to end (docs/design.md, guarantees 5, 6, 7).
 
 Real Redis, real ``celery worker`` subprocesses, the fake Intercom over HTTP.
 """

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,11 @@ def test_dockerfile_runs_as_a_non_root_user_with_the_monitor_extra() -> None:
     assert 'pip install ".[monitor]"' in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored and ".git" in ignored, "no secrets or history in the build context"
+
+
+def test_the_image_holds_every_package_the_project_installs() -> None:
+    """The demo profile runs the fake Intercom from the same image: every package must be in it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for package in (pattern.rstrip("*") for pattern in patterns):
+        assert f"COPY {package} ./{package}" in dockerfile, f"the Dockerfile does not copy {package}/"

@@ -80,31 +80,20 @@ class Settings:
         return hashlib.sha256(self.access_token.encode()).hexdigest()[:12]
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = False) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, *, require_token: bool = False) -> Settings:
         env = os.environ if env is None else env
-        region = env.get("INTERCOM_REGION", "us").strip().lower() or "us"
-        if region not in REGIONS:
-            raise SettingsError(f"INTERCOM_REGION must be one of {', '.join(REGIONS)}; got {region!r}")
-        api_url = env.get("INTERCOM_API_URL", "").strip() or REGIONS[region]
-        if not api_url.startswith(("http://", "https://")):
-            raise SettingsError(f"INTERCOM_API_URL must be an http(s) URL; got {api_url!r}")
+        region, api_url = _region_and_api_url(env)
         token = env.get("INTERCOM_ACCESS_TOKEN", "").strip()
         if require_token and not token:
             raise SettingsError("INTERCOM_ACCESS_TOKEN is not set; create an access token in Intercom's Developer Hub")
         default = cls()
-        redis_url = env.get("REDIS_URL", default.redis_url).strip()
-        # Celery's Redis transport takes no unix:// URL, so neither do we.
-        if not redis_url.startswith(("redis://", "rediss://")):
-            scheme = redis_url.split("://", 1)[0] + "://" if "://" in redis_url else "no scheme"
-            # Only the scheme is echoed: the URL may carry Redis's password.
-            raise SettingsError(f"REDIS_URL must start with redis:// or rediss://; got {scheme}")
+        redis_url = _redis_url(env, default.redis_url)
         mappings_file = env.get("MAPPINGS_FILE", "").strip() or None
         if mappings_file and not os.path.isfile(mappings_file):
             raise SettingsError(f"MAPPINGS_FILE names {mappings_file!r}, which is not a readable file")
         log_format = env.get("LOG_FORMAT", "text").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json; got {log_format!r}")
-        worker_cpu = _worker_cpu(env)
         return cls(
             redis_url=redis_url,
             access_token=token,
@@ -121,8 +110,28 @@ class Settings:
             lease_seconds=_number(env, "LEASE_SECONDS", default.lease_seconds, minimum=1),
             dispatch_seconds=_number(env, "DISPATCH_SECONDS", default.dispatch_seconds, minimum=1),
             pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", default.pause_probe_seconds, minimum=1),
-            worker_cpu=worker_cpu,
+            worker_cpu=_worker_cpu(env),
         )
+
+
+def _region_and_api_url(env: Mapping[str, str]) -> tuple[str, str]:
+    region = env.get("INTERCOM_REGION", "us").strip().lower() or "us"
+    if region not in REGIONS:
+        raise SettingsError(f"INTERCOM_REGION must be one of {', '.join(REGIONS)}; got {region!r}")
+    api_url = env.get("INTERCOM_API_URL", "").strip() or REGIONS[region]
+    if not api_url.startswith(("http://", "https://")):
+        raise SettingsError(f"INTERCOM_API_URL must be an http(s) URL; got {api_url!r}")
+    return region, api_url
+
+
+def _redis_url(env: Mapping[str, str], default: str) -> str:
+    redis_url = env.get("REDIS_URL", default).strip()
+    # Celery's Redis transport takes no unix:// URL, so neither do we.
+    if not redis_url.startswith(("redis://", "rediss://")):
+        scheme = redis_url.split("://", 1)[0] + "://" if "://" in redis_url else "no scheme"
+        # Only the scheme is echoed: the URL may carry Redis's password.
+        raise SettingsError(f"REDIS_URL must start with redis:// or rediss://; got {scheme}")
+    return redis_url
 
 
 def _worker_cpu(env: Mapping[str, str]) -> str:

@@ -12,14 +12,16 @@ Redis-backed Celery queue, stamped with its acceptance sequence.  The worker's
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
-import redis as redis_lib
-from celery import Celery
-
-from worker.broker import INGEST_TASK
 from worker.store import keys
 from worker.store.counters import Counters
 from worker.store.lanes import person_of
+from worker.task_names import INGEST_TASK
+
+if TYPE_CHECKING:  # for the annotations only: a publisher imports Celery when it is built
+    import redis as redis_lib
+    from celery import Celery
 
 #: Events per ``intercom.ingest`` message.  Large enough that publishing costs
 #: little per event, small enough that one message is a quick task.

@@ -1,7 +1,8 @@
 """The queue between the door and the workers: task names, broker settings, the transport.
 
-What a producer and a worker must agree on lives here, and nothing else: a
-producer sends ``intercom.ingest`` by name through :func:`publisher_app`,
+What a producer and a worker must agree on lives here (the task names in
+``worker/task_names.py``), and nothing else: a producer sends
+``intercom.ingest`` by name through :func:`publisher_app`,
 which needs only Redis and Celery, not the worker's tasks, actions or
 runtime.  ``worker/celery_app.py`` builds the worker's app on the same
 :func:`broker_config`.
@@ -29,11 +30,9 @@ from celery import Celery
 from kombu.transport import redis as kombu_redis
 
 from worker.settings import Settings
+from worker.task_names import INGEST_TASK, SWEEP_TASK
 
-#: The task that moves accepted events into their people's lanes; producers send it.
-INGEST_TASK = "intercom.ingest"
-#: The periodic housekeeping task that celery beat sends.
-SWEEP_TASK = "intercom.sweep"
+__all__ = ["INGEST_TASK", "SWEEP_TASK", "TRANSPORT", "broker_config", "publisher_app"]
 
 #: A message taken by a worker that died comes back after this long.  It must
 #: outlive the longest countdown and the longest task (worker/policy.py checks

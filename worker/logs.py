@@ -13,8 +13,8 @@ import logging
 import sys
 import time
 
-from worker.broker import SWEEP_TASK
 from worker.settings import Settings
+from worker.task_names import SWEEP_TASK
 
 
 class JsonLines(logging.Formatter):

@@ -200,7 +200,7 @@ class DeliveryRun:
             client=self.rt.client.with_budget(self),
             contacts=self.rt.contacts,
             user_id=_str(event.get("userId")),
-            anonymous_id=_str(event.get("anonymousId")),
+            anonymous_id=_anonymous_id(event),
         )
         try:
             mapping = self.rt.mappings.get(self.record["mapping"])
@@ -364,6 +364,13 @@ def _response(exc: Exception) -> dict | None:
     if isinstance(exc, IntercomError) and exc.status is not None:
         return {"status": exc.status, "body": exc.body}
     return None
+
+
+def _anonymous_id(event: dict) -> str | None:
+    """The anonymous id an event ties to its person: an alias's previousId counts as one."""
+    if event.get("type") == "alias" and not event.get("anonymousId"):
+        return _str(event.get("previousId"))
+    return _str(event.get("anonymousId"))
 
 
 def _str(value: Any) -> str | None:

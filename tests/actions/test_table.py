@@ -44,5 +44,5 @@ def test_the_mapping_tables_and_defaults_are_derived_from_the_schemas() -> None:
         "track_event": {"event_name", "created_at"},
         "identify_company": {"company_id"},
     }
-    assert [m.action for m in DEFAULT_MAPPINGS] == list(ACTIONS)
-    assert [m.name for m in DEFAULT_MAPPINGS] == [a.default_mapping["name"] for a in ACTIONS.values()]
+    assert [m.name for m in DEFAULT_MAPPINGS] == [spec["name"] for a in ACTIONS.values() for spec in a.default_mappings]
+    assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTIONS)

@@ -9,8 +9,14 @@ def apply(name, event):
     return BY_NAME[name].apply(event)
 
 
-def test_one_default_per_action():
-    assert sorted(m.action for m in DEFAULT_MAPPINGS) == sorted(ACTION_FIELDS)
+def test_each_action_has_its_default_and_alias_is_an_identify():
+    assert [(m.name, m.action) for m in DEFAULT_MAPPINGS] == [
+        ("Identify Contact", "identify_contact"),
+        ("Alias", "identify_contact"),
+        ("Track Event", "track_event"),
+        ("Identify Company", "identify_company"),
+    ]
+    assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTION_FIELDS)
     assert load_mappings(None) == DEFAULT_MAPPINGS
     assert load_mappings(None) is not DEFAULT_MAPPINGS
 
@@ -20,9 +26,15 @@ def test_each_default_triggers_on_its_event_type():
         assert [m.name for m in select(DEFAULT_MAPPINGS, make_event(type_, userId="u1"))] == [name]
 
 
-def test_page_screen_and_alias_are_filtered():
-    for type_ in ("page", "screen", "alias"):
+def test_page_and_screen_are_filtered():
+    for type_ in ("page", "screen"):
         assert select(DEFAULT_MAPPINGS, make_event(type_, userId="u1")) == []
+
+
+def test_alias_makes_the_user_an_identify_would():
+    event = make_event("alias", userId="u1", previousId="anon-1")
+    assert [m.name for m in select(DEFAULT_MAPPINGS, event)] == ["Alias"]
+    assert apply("Alias", event) == {"role": "user", "external_id": "u1"}
 
 
 def test_identify_of_a_user():

@@ -3,7 +3,7 @@
 An action is one kind of call to Intercom that a mapping can trigger.  Its
 definition says everything the relay needs to know about it: the task that
 runs it, its letter in a lane, the fields a mapping may give it (its schema),
-its default mapping, how it builds Intercom's request body and how it
+its default mappings, how it builds Intercom's request body and how it
 performs the calls, and how the lane treats it:
 
 * ``identifies``: delivering it makes the person known to Intercom; a lane
@@ -43,9 +43,9 @@ class Action:
     lane_code: str
     #: The marshmallow schema of the mapped fields: which exist, which are required.
     fields: type[Schema]
-    #: The built-in mapping, in the mappings-file format without ``action``:
+    #: The built-in mappings, in the mappings-file format without ``action``:
     #: ``{"name": ..., "trigger": ..., "fields": {...}}`` (docs/mappings.md).
-    default_mapping: dict[str, Any]
+    default_mappings: tuple[dict[str, Any], ...]
     #: Intercom's request body for loaded fields (pure; the tests and docs use it).
     build_body: Callable[[dict], dict]
     perform: Perform

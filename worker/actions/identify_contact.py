@@ -313,11 +313,20 @@ DEFAULT_MAPPING = {
     },
 }
 
+#: Segment's alias (previousId -> userId) says the two ids are one person: an
+#: identify naming both, so the lead made from the previous id becomes the user
+#: (the delivery takes an alias's previousId as its anonymous id).
+ALIAS_MAPPING = {
+    "name": "Alias",
+    "trigger": 'type = "alias"',
+    "fields": {"role": "user", "external_id": "$.userId"},
+}
+
 ACTION = Action(
     name="identify_contact",
     lane_code="I",
     fields=Fields,
-    default_mapping=DEFAULT_MAPPING,
+    default_mappings=(DEFAULT_MAPPING, ALIAS_MAPPING),
     build_body=build_body,
     perform=perform,
     identifies=True,

@@ -1,6 +1,6 @@
 """The default mappings: those of Segment's "Intercom Cloud Mode (Actions)" destination.
 
-Each action defines its own (``DEFAULT_MAPPING`` in its module), as plain
+Each action defines its own (``default_mappings`` of its definition), as plain
 data in the same format as a mappings file (see docs/mappings.md), so that
 what a user copies from the docs is what runs here, and so that a file can
 ``extends:`` one of them.
@@ -14,7 +14,9 @@ from worker.actions import ACTIONS
 from worker.mappings.mapping import Mapping
 
 #: The built-in mappings as plain data, one dict per mapping: each action's own.
-DEFAULT_SPECS: tuple[dict[str, Any], ...] = tuple({**action.default_mapping, "action": name} for name, action in ACTIONS.items())
+DEFAULT_SPECS: tuple[dict[str, Any], ...] = tuple(
+    {**spec, "action": name} for name, action in ACTIONS.items() for spec in action.default_mappings
+)
 
 
 def build_defaults() -> list[Mapping]:

@@ -196,14 +196,17 @@ class DeliveryRun:
 
     def _perform(self) -> dict:
         event = self.record["event"]
+        mapping = self.rt.mappings.get(self.record["mapping"])
         ctx = ActionContext(
             client=self.rt.client.with_budget(self),
             contacts=self.rt.contacts,
             user_id=_str(event.get("userId")),
             anonymous_id=_anonymous_id(event),
+            companies=self.rt.companies,
+            skip=self.rt.skip,
+            mapping_version=mapping.fingerprint if mapping else "",
         )
         try:
-            mapping = self.rt.mappings.get(self.record["mapping"])
             if mapping is None:
                 raise MappingError("this mapping is no longer configured", mapping=self.record["mapping"])
             result = self.action.perform(ctx, mapping.apply(event))
@@ -212,6 +215,8 @@ class DeliveryRun:
                 log.exception("unexpected error delivering %s for %s", self.delivery, self.person)
             return self._failed(exc)
         self._outcome("delivered", self.attempts, calls=ctx.calls)
+        if ctx.calls == 0:  # Intercom already held what it carried (SKIP_UNCHANGED)
+            self.rt.counters.incr("unchanged")
         self._close_delivered()
         if self.action.identifies:
             self._release_anonymous_lane(ctx.anonymous_id)

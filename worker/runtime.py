@@ -14,11 +14,13 @@ from typing import Self
 import redis as redis_lib
 
 from worker.actions import IDENTIFY, LANE_CODES
+from worker.actions.unchanged import SkipPolicy
 from worker.intercom.client import IntercomClient
 from worker.mappings import Mapping, load_mappings
 from worker.policy import RetryPolicy
 from worker.settings import Settings
 from worker.store.budget import RateBudget
+from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
@@ -51,6 +53,8 @@ class Runtime:
     client: IntercomClient
     mappings: dict[str, Mapping]
     policy: RetryPolicy
+    companies: CompanyCache
+    skip: SkipPolicy
 
     @classmethod
     def build(cls, settings: Settings) -> Self:
@@ -70,6 +74,8 @@ class Runtime:
             client=IntercomClient.from_settings(settings, budget=budget),
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},
             policy=RetryPolicy.from_settings(settings),
+            companies=CompanyCache(redis),
+            skip=SkipPolicy(enabled=settings.skip_unchanged, last_seen_resolution=settings.last_seen_resolution),
         )
 
     def close(self) -> None:

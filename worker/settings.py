@@ -67,6 +67,11 @@ class Settings:
     # PAUSE_PROBE_SECONDS: how often a destination paused for a refused token (401) is probed
     # with GET /me, and how long its lanes sleep meanwhile.
     pause_probe_seconds: float = 30.0
+    # SKIP_UNCHANGED: an identify whose mapped body equals what was last sent for its contact
+    # makes no call, nor a group whose company is unchanged and whose attachment is known.
+    skip_unchanged: bool = True
+    # LAST_SEEN_RESOLUTION_SECONDS: last_seen_at moving by less than this alone is no change.
+    last_seen_resolution: float = 300.0
     # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
@@ -110,6 +115,8 @@ class Settings:
             lease_seconds=_number(env, "LEASE_SECONDS", default.lease_seconds, minimum=1),
             dispatch_seconds=_number(env, "DISPATCH_SECONDS", default.dispatch_seconds, minimum=1),
             pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", default.pause_probe_seconds, minimum=1),
+            skip_unchanged=_flag(env, "SKIP_UNCHANGED", default.skip_unchanged),
+            last_seen_resolution=_number(env, "LAST_SEEN_RESOLUTION_SECONDS", default.last_seen_resolution, minimum=0),
             worker_cpu=_worker_cpu(env),
         )
 
@@ -142,6 +149,17 @@ def _worker_cpu(env: Mapping[str, str]) -> str:
     if not raw.isdigit() or int(raw) not in allowed:
         raise SettingsError(f"WORKER_CPU must be off, auto or one of this machine's CPUs {allowed}; got {raw!r}")
     return raw
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false; got {raw!r}")
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:

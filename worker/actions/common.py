@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
+from worker.actions.unchanged import SkipPolicy
 from worker.intercom.errors import InvalidPayload
+from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.timestamps import InvalidTimestamp, to_unix_seconds
 
@@ -30,16 +32,23 @@ SEARCH_PAGE = 10
 
 @dataclass
 class ActionContext:
-    """What an action needs besides its fields: Intercom, the cache, the event's person."""
+    """What an action needs besides its fields: Intercom, the caches, the event's person."""
 
     client: IntercomClient
     contacts: ContactCache
     user_id: str | None = None
     anonymous_id: str | None = None
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("worker.actions"))
+    companies: CompanyCache | None = None
+    #: Whether a write Intercom already holds is skipped (worker/actions/unchanged.py).
+    skip: SkipPolicy = field(default_factory=SkipPolicy)
+    #: The fingerprint of the mapping that made the fields: a new mapping is never skipped.
+    mapping_version: str = ""
     #: Intercom calls made by this action so far. The client's own counter is
     #: shared by every thread of the worker, so it can't tell one event's calls.
     calls: int = field(default=0, init=False)
+    #: The record of what this action wrote to its contact (unchanged.record), for the cache.
+    written: str | None = field(default=None, init=False)
 
     def call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Call a client method, counting it as one of this action's calls."""

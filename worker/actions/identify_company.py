@@ -2,8 +2,9 @@
 
 Calls per event, against Segment's search + upsert + attach (3):
 
-- contact cached (or contact_id given) and membership known: one upsert;
-- contact cached, membership new: upsert + attach;
+- contact cached (or contact_id given) and membership known: one upsert, or
+  none when the company's body is what was last sent (SKIP_UNCHANGED);
+- contact cached, membership new: upsert (unless unchanged) + attach;
 - contact not cached: upsert + a search by external_id (then by email) + attach.
 
 The attach names the company by its Intercom ``id`` from the upsert's answer,
@@ -18,6 +19,7 @@ from marshmallow import fields, validate
 
 from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.actions.unchanged import holds, record
 from worker.intercom.errors import ContactNotFound, NotFound, RetryableError
 
 #: Intercom stores monthly_spend as a 32-bit signed integer.
@@ -50,14 +52,26 @@ def build_body(fields: dict) -> dict:
 
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
-    """Upsert the company and attach the contact; returns both ids, whether attached, calls."""
+    """Upsert the company (unless it is unchanged) and attach the contact; returns both ids, what was done, calls."""
     fields = load_fields(Fields, fields)
-    company = ctx.call(ctx.client.upsert_company, build_body(fields))
+    company_id = _upsert(ctx, fields["company_id"], build_body(fields))
     contact_id = _find_contact(ctx, fields)
-    attached = not ctx.contacts.is_member(contact_id, company["id"])
+    attached = not ctx.contacts.is_member(contact_id, company_id)
     if attached:
-        _attach(ctx, contact_id, company["id"])
-    return {"company_id": company["id"], "contact_id": contact_id, "attached": attached, "calls": ctx.calls}
+        _attach(ctx, contact_id, company_id, fields["company_id"])
+    return {"company_id": company_id, "contact_id": contact_id, "attached": attached, "calls": ctx.calls}
+
+
+def _upsert(ctx: ActionContext, company_id: str, body: dict) -> str:
+    """The company's Intercom id, upserted unless what was last sent for it holds the body."""
+    cached = ctx.companies.get(company_id) if ctx.companies is not None else None
+    if cached is not None and holds(cached.sent, cached.id, body, ctx.mapping_version, ctx.skip):
+        return cached.id
+    company = ctx.call(ctx.client.upsert_company, body)
+    if ctx.companies is not None:
+        previous = cached.sent if cached is not None else None
+        ctx.companies.remember(company_id, company["id"], record(previous, company["id"], body, ctx.mapping_version))
+    return company["id"]
 
 
 def _find_contact(ctx: ActionContext, fields: dict) -> str:
@@ -76,13 +90,16 @@ def _find_contact(ctx: ActionContext, fields: dict) -> str:
     raise ContactNotFound(f"no Intercom contact for external_id={external_id!r}, email={email!r} yet")
 
 
-def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str) -> None:
+def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str, company_id: str) -> None:
     """Attach the contact to the company and remember that it is."""
     try:
         ctx.call(ctx.client.attach_company, contact_id, company_intercom_id)
     except NotFound as exc:
         if exc.code == "company_not_found":
-            # The company was upserted a moment ago: Intercom has not caught up.
+            # Upserted a moment ago and Intercom has not caught up, or deleted
+            # since it was cached: the retry upserts it again.
+            if ctx.companies is not None:
+                ctx.companies.forget(company_id)
             raise RetryableError(str(exc), exc.status, exc.body, exc.code) from exc
         ctx.contacts.forget(contact_id)
         raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc

@@ -24,6 +24,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.actions.unchanged import holds, record
 from worker.intercom.errors import (
     AwaitingSearch,
     Conflict,
@@ -109,7 +110,11 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     merged = _merge_leads(ctx, contact["id"], fields.get("email")) if role == "user" else []
     contact_id, role, late = _link_anonymous(ctx, contact["id"], role)
     ctx.contacts.remember(
-        contact_id, role, external_id=fields.get("external_id"), email=fields.get("email") if contact_id == contact["id"] else None
+        contact_id,
+        role,
+        external_id=fields.get("external_id"),
+        email=fields.get("email") if contact_id == contact["id"] else None,
+        sent=ctx.written,  # it names the contact written to: a key of another one holds nothing from it
     )
     if fields["role"] == "lead" and ctx.anonymous_id:
         ctx.contacts.end_lead_create(ctx.anonymous_id)
@@ -124,7 +129,7 @@ def _link_anonymous(ctx: ActionContext, contact_id: str, role: str) -> tuple[str
     """
     if not ctx.anonymous_id:
         return contact_id, role, []
-    previous = ctx.contacts.link_anonymous(ctx.anonymous_id, contact_id, role)
+    previous = ctx.contacts.link_anonymous(ctx.anonymous_id, contact_id, role, sent=ctx.written)
     if previous is None:
         return contact_id, role, []
     if role == "lead" and previous.role == "user":
@@ -141,7 +146,7 @@ def _identify_user(ctx: ActionContext, body: dict) -> dict:
     external_id, email = body.get("external_id"), body.get("email")
     cached = ctx.contacts.get(external_id=external_id) if external_id else ctx.contacts.get(email=email)
     if cached is not None and cached.role == "user":
-        contact = _update_known(ctx, cached.id, body)
+        contact = _update_known(ctx, cached.id, body, cached.sent)
         if contact is not None:
             return contact
     if external_id:
@@ -150,7 +155,7 @@ def _identify_user(ctx: ActionContext, body: dict) -> dict:
         raise InvalidPayload("email", "a user needs an email when external_id is blank")
     # Email-only users have no unique key for Intercom to 409 on: look first.
     found = search_contact(ctx, "email", email, role="user")
-    return ctx.call(ctx.client.update_contact, found["id"], body) if found else _create(ctx, body)
+    return _wrote(ctx, ctx.call(ctx.client.update_contact, found["id"], body), body) if found else _create(ctx, body)
 
 
 def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
@@ -162,7 +167,7 @@ def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
             _note_unfinished_lead(ctx, anonymous_id, body.get("email"))
         # A converted lead is a user now: keep its role, write only the traits.
         update = body if cached.role == "lead" else {k: v for k, v in body.items() if k not in ("role", "external_id")}
-        contact = _update_known(ctx, cached.id, update)
+        contact = _update_known(ctx, cached.id, update, cached.sent)
         if contact is not None:
             return contact, cached.role
     return _create_lead(ctx, body), "lead"
@@ -182,7 +187,7 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     (docs/architecture.md).
     """
     if not ctx.anonymous_id:
-        return ctx.call(ctx.client.create_contact, body)
+        return _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     note = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
     if note is not None and note.lead_id:
         made = _update_known(ctx, note.lead_id, body)
@@ -191,9 +196,9 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     elif note is not None and body.get("email"):
         found = _search_unfinished_lead(ctx, body["email"], note)
         if found is not None:
-            return ctx.call(ctx.client.update_contact, found["id"], body)
+            return _wrote(ctx, ctx.call(ctx.client.update_contact, found["id"], body), body)
     try:
-        lead = ctx.call(ctx.client.create_contact, body)
+        lead = _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     except IntercomError as exc:
         # Intercom answered with an error, or the rate budget never let the call
         # go: nothing was made, so no later attempt must look for it.  A timeout
@@ -239,10 +244,16 @@ def _search_unfinished_lead(ctx: ActionContext, email: str, note: LeadNote) -> d
     return None
 
 
-def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | None:
-    """PUT to a contact we believe exists; None (and forgotten) if it is gone."""
+def _update_known(ctx: ActionContext, contact_id: str, body: dict, sent: str | None = None) -> dict | None:
+    """PUT to a contact we believe exists; None (and forgotten) if it is gone.
+
+    No call at all when ``sent``, the record of what was last sent to it,
+    already holds the body (SKIP_UNCHANGED): Intercom has it.
+    """
+    if holds(sent, contact_id, body, ctx.mapping_version, ctx.skip):
+        return {"id": contact_id}
     try:
-        return ctx.call(ctx.client.update_contact, contact_id, body)
+        return _wrote(ctx, ctx.call(ctx.client.update_contact, contact_id, body), body, sent)
     except NotFound:
         # Deleted, or merged away (410) in Intercom since we cached it.
         ctx.log.info("contact %s is gone from Intercom; forgetting it", contact_id)
@@ -250,10 +261,16 @@ def _update_known(ctx: ActionContext, contact_id: str, body: dict) -> dict | Non
         return None
 
 
+def _wrote(ctx: ActionContext, contact: dict, body: dict, previous: str | None = None) -> dict:
+    """Note what was written to the contact Intercom answered with; returns that contact."""
+    ctx.written = record(previous, contact["id"], body, ctx.mapping_version)
+    return contact
+
+
 def _create(ctx: ActionContext, body: dict) -> dict:
     """POST a user; on 409 "already exists with id=X", update X instead."""
     try:
-        return ctx.call(ctx.client.create_contact, body)
+        return _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     except Conflict as exc:
         existing = conflicting_contact_id(exc)
         contact = _update_known(ctx, existing, body) if existing else None
@@ -276,7 +293,12 @@ def _merge_leads(ctx: ActionContext, user_id: str, email: str | None) -> list[st
 
 
 def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:
-    """POST /contacts/merge the lead into the user; the lead's cached ids now name the user."""
+    """POST /contacts/merge the lead into the user; the lead's cached ids now name the user.
+
+    What was written to the user before is not recorded: after a merge the
+    next identify writes for certain (worker/actions/unchanged.py).
+    """
+    ctx.written = None
     try:
         # Same anonymous id (or email): the same person. Without the flag 2.16 demands a shared email or phone.
         ctx.call(ctx.client.merge_contacts, lead_id, user_id, skip_duplicate_validation=True)

@@ -7,6 +7,8 @@ mistake surfaces at load as a :class:`MappingError` naming the mapping and field
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -46,6 +48,8 @@ class Mapping:
     action: str
     trigger: Trigger
     sources: tuple[tuple[str, Source], ...]
+    #: A digest of the spec: what was sent under another version of a mapping is not trusted.
+    fingerprint: str = ""
 
     @classmethod
     def from_spec(cls, name: str, action: str, trigger: str, fields: dict[str, Any]) -> "Mapping":
@@ -58,7 +62,9 @@ class Mapping:
             parsed_trigger = Trigger.parse(trigger)
         except TriggerSyntaxError as error:
             raise MappingError(str(error), mapping=name, field="trigger") from None
-        return cls(name, action, parsed_trigger, _parse_fields(name, action, fields))
+        spec = json.dumps({"action": action, "trigger": trigger, "fields": fields}, sort_keys=True, default=str)
+        fingerprint = hashlib.sha256(spec.encode()).hexdigest()[:12]
+        return cls(name, action, parsed_trigger, _parse_fields(name, action, fields), fingerprint)
 
     def matches(self, event: dict) -> bool:
         """Whether this mapping's trigger selects ``event``."""

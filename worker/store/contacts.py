@@ -10,6 +10,8 @@ and learns the id from Intercom's 409.
 Keys, all under ``relay:contact:`` (built in keys.py)::
 
     ext:<external_id>, email:<email, lower>, anon:<anonymous_id>   hash {id, role}
+    (each hash may also hold "sent": what was last sent to the contact, see
+    worker/actions/unchanged.py)
     keys:<contact id>          set of the keys above that point at it (for forget)
     companies:<contact id>     set of Intercom company ids it is attached to
     lead-note:<anonymous_id>   hash {began, lead}: a lead's creation in progress (when it
@@ -19,7 +21,7 @@ Keys, all under ``relay:contact:`` (built in keys.py)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis as redis_lib
 
@@ -42,6 +44,9 @@ class CachedContact:
 
     id: str
     role: str
+    #: What the relay last sent to it, where the key found has a record (worker/actions/unchanged.py);
+    #: not part of which contact this is.
+    sent: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -70,19 +75,26 @@ class ContactCache:
             pipe.hgetall(key)
         for found in pipe.execute():
             if found.get("id"):
-                return CachedContact(found["id"], found.get("role", "user"))
+                return CachedContact(found["id"], found.get("role", "user"), found.get("sent"))
         return None
 
     def remember(
-        self, contact_id: str, role: str, *, external_id: str | None = None, email: str | None = None, anonymous_id: str | None = None
+        self,
+        contact_id: str,
+        role: str,
+        *,
+        external_id: str | None = None,
+        email: str | None = None,
+        anonymous_id: str | None = None,
+        sent: str | None = None,
     ) -> None:
-        """Point the given ids at the contact (and refresh their TTL)."""
+        """Point the given ids at the contact (and refresh their TTL); ``sent``: what was just written to it."""
         if email and role == "lead" and self._user_owns(email, contact_id):
             email = None  # a user and a lead may share an email: the user wins lookups
         keys = _keys(external_id=external_id, email=email, anonymous_id=anonymous_id)
         if keys:
             pipe = self.redis.pipeline()
-            self._point(pipe, keys, contact_id, role)
+            self._point(pipe, keys, contact_id, role, sent)
             pipe.execute()
 
     def forget(self, contact_id: str) -> None:
@@ -91,11 +103,18 @@ class ContactCache:
         self.redis.delete(rkeys.contact_keys(contact_id), rkeys.contact_companies(contact_id), *keys)
 
     def move(self, old_id: str, new_id: str, role: str) -> None:
-        """Re-point every key and membership of a contact merged away at the one it became."""
+        """Re-point every key and membership of a contact merged away at the one it became.
+
+        What was last sent to the surviving contact is forgotten too: the merge
+        may have changed it, and the next identify must write for certain.
+        """
         keys = self._owned_keys(old_id)
+        survivors = self._owned_keys(new_id)
         companies = sorted(self.redis.smembers(rkeys.contact_companies(old_id)))
         pipe = self.redis.pipeline()
         pipe.delete(rkeys.contact_keys(old_id), rkeys.contact_companies(old_id))
+        for key in survivors:
+            pipe.hdel(key, "sent")
         if keys:
             self._point(pipe, keys, new_id, role)
         if companies:
@@ -103,7 +122,7 @@ class ContactCache:
             pipe.expire(rkeys.contact_companies(new_id), self.ttl)
         pipe.execute()
 
-    def link_anonymous(self, anonymous_id: str, contact_id: str, role: str) -> CachedContact | None:
+    def link_anonymous(self, anonymous_id: str, contact_id: str, role: str, *, sent: str | None = None) -> CachedContact | None:
         """Point an anonymous id at a contact atomically; returns who held it before.
 
         A converted lead's events run in two lanes (its anonymousId's and its
@@ -114,7 +133,7 @@ class ContactCache:
         contact whatever the interleaving.
         """
         key = rkeys.contact("anon", anonymous_id)
-        before = self._link(keys=[key, rkeys.contact_keys(contact_id)], args=[contact_id, role, self.ttl])
+        before = self._link(keys=[key, rkeys.contact_keys(contact_id)], args=[contact_id, role, self.ttl, sent or ""])
         if not before:
             return None
         previous = CachedContact(before[0], before[1])
@@ -202,10 +221,10 @@ class ContactCache:
         # on the user it was merged into) is not this contact's any more.
         return [key for key, owner in zip(keys, pipe.execute()) if owner == contact_id]
 
-    def _point(self, pipe: redis_lib.client.Pipeline, keys: list[str], contact_id: str, role: str) -> None:
-        """Queue: point the keys at the contact, and list them in its reverse index."""
+    def _point(self, pipe: redis_lib.client.Pipeline, keys: list[str], contact_id: str, role: str, sent: str | None = None) -> None:
+        """Queue: point the keys at the contact (with what was last sent to it), and list them in its reverse index."""
         for key in keys:
-            pipe.hset(key, mapping={"id": contact_id, "role": role})
+            pipe.hset(key, mapping={"id": contact_id, "role": role, **({"sent": sent} if sent else {})})
             pipe.expire(key, self.ttl)
         pipe.sadd(rkeys.contact_keys(contact_id), *keys)
         pipe.expire(rkeys.contact_keys(contact_id), self.ttl)

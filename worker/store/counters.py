@@ -32,6 +32,8 @@ TOTALS = (
     "dead_lettered",  # deliveries given up, with their reason
     "rate_limited",  # 429 answers from Intercom
     "api_calls",  # HTTP calls made to Intercom
+    "unchanged",  # delivered without a call: Intercom already held what they carried (SKIP_UNCHANGED)
+    "coalesced",  # identifies delivered in the call of an earlier identify of the same person
 )
 
 #: Counters that go up and down: how many deliveries are in that state now.

@@ -103,6 +103,11 @@ def contact_companies(contact_id: str) -> str:
     return f"{CONTACT_PREFIX}companies:{contact_id}"
 
 
+def company(company_id: str) -> str:
+    """Hash {id, sent}: a company's Intercom id and what was last sent for it (companies.py)."""
+    return f"{PREFIX}company:{company_id}"
+
+
 def lead_note(anonymous_id: str) -> str:
     """Hash {began, lead}: a lead's creation in progress for an anonymous id."""
     return f"{CONTACT_PREFIX}lead-note:{anonymous_id}"

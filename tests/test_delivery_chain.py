@@ -157,3 +157,35 @@ def test_the_tasks_own_delivery_that_must_wait_is_a_celery_retry(redis, rt):
     ((args, countdown),) = task.retried
     assert args == [person, head] and 0 < countdown <= 60
     assert task.sent == []
+
+
+def identify(user: str, n: int, traits: dict, **extra: Any) -> dict:
+    return {
+        "type": "identify",
+        "userId": user,
+        "messageId": f"{user}-i{n}",
+        "timestamp": f"2026-11-01T10:00:{n:02d}Z",
+        "traits": traits,
+        **extra,
+    }
+
+
+def test_identifies_waiting_next_to_each_other_go_out_as_one_call(redis, rt):
+    runtime = rt()
+    task = FakeTask()
+    events = [
+        identify("eve", 1, {"email": "eve@example.com", "name": "Eve"}),
+        identify("eve", 2, {"name": "Evelyn"}),
+        identify("eve", 3, {"phone": "+15550100"}),
+        stream("eve", 1)[1],  # a track: the identifies behind it are not taken along
+        identify("eve", 5, {"name": "Eve"}),
+    ]
+    person, head = accept(redis, task, events)
+    result = deliver(task, runtime, person, head)
+    assert result["delivered_in_task"] == {"identify_contact": 2, "track_event": 1}
+    (contact,) = runtime.fake.state()["contacts"]
+    writes = [(r["method"], r["path"]) for r in runtime.fake.requests() if r["path"].startswith("/contacts")]
+    assert writes == [("POST", "/contacts"), ("PUT", f"/contacts/{contact['id']}")]  # three identifies, one call
+    assert (contact["name"], contact["phone"], contact["email"]) == ("Eve", "+15550100", "eve@example.com")
+    counts = runtime.counters.snapshot()
+    assert (counts["deliveries"], counts["delivered"], counts["coalesced"]) == (5, 5, 2)

@@ -37,8 +37,9 @@ from typing import Any, Protocol, Sequence
 import httpx
 
 from worker.actions import ACTIONS, ActionContext, action_of
-from worker.intercom.errors import IntercomError
-from worker.mappings import MappingError
+from worker.actions.common import load_fields
+from worker.intercom.errors import IntercomError, InvalidPayload
+from worker.mappings import Mapping, MappingError
 from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
 from worker.runtime import Runtime
 from worker.store.budget import Slot
@@ -51,6 +52,9 @@ log = logging.getLogger("worker.delivery")
 #: How many of its lane's next heads a task may run itself, and for how long.
 CHAIN_MAX = 20
 CHAIN_SECONDS = 5.0
+
+#: How many identifies waiting behind an identify may go out in its call.
+COALESCE_MAX = 20
 
 
 class Sender(Protocol):
@@ -206,10 +210,12 @@ class DeliveryRun:
             skip=self.rt.skip,
             mapping_version=mapping.fingerprint if mapping else "",
         )
+        absorbed: list[str] = []
         try:
             if mapping is None:
                 raise MappingError("this mapping is no longer configured", mapping=self.record["mapping"])
-            result = self.action.perform(ctx, mapping.apply(event))
+            fields, absorbed = self._coalesce(mapping, mapping.apply(event))
+            result = self.action.perform(ctx, fields)
         except Exception as exc:  # noqa: BLE001 - every failure goes to the policy; a bug is retried, then dead-lettered
             if not isinstance(exc, (IntercomError, MappingError)):
                 log.exception("unexpected error delivering %s for %s", self.delivery, self.person)
@@ -217,10 +223,38 @@ class DeliveryRun:
         self._outcome("delivered", self.attempts, calls=ctx.calls)
         if ctx.calls == 0:  # Intercom already held what it carried (SKIP_UNCHANGED)
             self.rt.counters.incr("unchanged")
+        if absorbed:
+            self.rt.lanes.absorb(self.person, absorbed)
+            log.info("delivered %s %s: %d later identifies coalesced into its call", self.action.name, self.person, len(absorbed))
         self._close_delivered()
         if self.action.identifies:
             self._release_anonymous_lane(ctx.anonymous_id)
-        return {"delivered": self.delivery, **{k: v for k, v in result.items() if k != "calls"}, "calls": ctx.calls}
+        coalesced = {"coalesced": absorbed} if absorbed else {}
+        return {"delivered": self.delivery, **{k: v for k, v in result.items() if k != "calls"}, **coalesced, "calls": ctx.calls}
+
+    def _coalesce(self, mapping: Mapping, fields: dict) -> tuple[dict, list[str]]:
+        """The head's fields with those of the identifies waiting right behind it, later values winning.
+
+        Identifies of one person that wait next to each other go out as one
+        call: sent one by one, they would leave Intercom in the same state.
+        Only those of the same mapping and the same ids are taken, and only
+        while their fields are valid (a bad one fails on its own, as it would
+        have).  Returns the fields to send and the deliveries taken along.
+        """
+        if not (self.action.identifies and self.pending_identifies > 1):
+            return fields, []
+        merged, absorbed = dict(fields), []
+        for delivery, record in self.rt.lanes.following_identifies(self.person, self.delivery, COALESCE_MAX):
+            if record.get("mapping") != self.record["mapping"] or _ids(record["event"]) != _ids(self.record["event"]):
+                break
+            later = mapping.apply(record["event"])
+            try:
+                load_fields(self.action.fields, later)
+            except InvalidPayload:
+                break
+            merged = _merge_fields(merged, later)
+            absorbed.append(delivery)
+        return merged, absorbed
 
     def _failed(self, exc: Exception) -> dict:
         """Carry out what the failure policy decides for ``exc``."""
@@ -369,6 +403,19 @@ def _response(exc: Exception) -> dict | None:
     if isinstance(exc, IntercomError) and exc.status is not None:
         return {"status": exc.status, "body": exc.body}
     return None
+
+
+def _ids(event: dict) -> tuple[Any, Any]:
+    return event.get("userId"), _anonymous_id(event)
+
+
+def _merge_fields(earlier: dict, later: dict) -> dict:
+    """Field by field, later values winning; custom attributes key by key, as Intercom keeps them."""
+    merged = {**earlier, **later}
+    before, after = earlier.get("custom_attributes"), later.get("custom_attributes")
+    if isinstance(before, dict) and isinstance(after, dict):
+        merged["custom_attributes"] = {**before, **after}
+    return merged
 
 
 def _anonymous_id(event: dict) -> str | None:

@@ -123,6 +123,7 @@ class Lanes:
         self._promote, self._sweep = script("lane_promote.lua"), script("lane_sweep.lua")
         self._expire, self._replay = script("lane_expire_parked.lua"), script("lane_replay.lua")
         self._unpark = script("lane_unpark.lua")
+        self._following, self._absorb = script("lane_following_identifies.lua"), script("lane_absorb.lua")
 
     def delivery_id(self, seq: int, index: int, action: str) -> str:
         """The id of event ``seq``'s ``index``-th delivery, through ``action``."""
@@ -245,6 +246,16 @@ class Lanes:
             return 0, None
         count, first = _text(raw).split("|")
         return int(count), int(first)
+
+    def following_identifies(self, person: str, head: str, limit: int) -> list[tuple[str, dict]]:
+        """(id, record) of the identifies right behind ``head``, before anything else, at most ``limit``."""
+        flat = [_text(x) for x in self._following(keys=[keys.lane(person), keys.DELIVERIES], args=[head, limit])]
+        return [(did, json.loads(record)) for did, record in zip(flat[0::2], flat[1::2])]
+
+    def absorb(self, person: str, deliveries: list[str]) -> int:
+        """Close ``deliveries`` as delivered in their head's call (coalesced); returns how many."""
+        ks = [keys.lane(person), keys.DELIVERIES, keys.COUNTERS, keys.LANE_IDENTIFIES, keys.ATTEMPTS]
+        return int(self._absorb(keys=ks, args=[person, *deliveries]))
 
     def pending_identifies(self, person: str) -> int:
         return int(self.redis.hget(keys.LANE_IDENTIFIES, person) or 0)

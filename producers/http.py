@@ -1,10 +1,13 @@
 """The HTTP door: Segment's Tracking API, as a Starlette app on uvicorn.
 
-Any Segment-compatible library (analytics-python, rudder-sdk-python, …) can
-point its ``host`` here.  Routes:
+Any Segment-compatible library (analytics-python, rudder-sdk-python,
+analytics-node, analytics.js, …) can point its ``host`` here.  Routes:
 
     POST /v1/identify /v1/track /v1/group /v1/page /v1/screen /v1/alias
-    POST /v1/batch, /v1/import (the same)
+    POST /v1/i /v1/t /v1/g /v1/p /v1/s /v1/a (analytics.js: the same, by letter)
+    POST /v1/batch, /v1/import, /v1/b (the same)
+    POST /v1/m (analytics.js's own metrics: answered, nothing kept)
+    OPTIONS on each of those: the CORS preflight (producers/cors.py)
     GET  /health /ready /metrics /openapi.json
 
 Success is exactly ``200 {"success": true}``: Segment's libraries treat any
@@ -37,6 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from producers.cors import Cors
 from producers.enqueue import BackPressure, Enqueuer
 from producers.events import BATCH_SHARED, EVENT_TYPES, InvalidEvent, validate_event
 from worker.store.counters import GAUGES, Counters
@@ -61,6 +65,11 @@ UNAVAILABLE_RETRY_AFTER = 5
 
 #: Threads that ingest at once in one process (see Door._limiter).
 INGEST_THREADS = 1
+
+#: analytics.js posts each event to the first letter of its type under its
+#: apiHost (``/v1/t`` for a track), and batches to ``/v1/b``
+#: (@segment/analytics-next, plugins/segmentio).
+SHORT_ROUTES = {"i": "identify", "t": "track", "g": "group", "p": "page", "s": "screen", "a": "alias"}
 
 #: Set by ``serve(workers>1)`` so the worker processes it spawns allow no auth too.
 ALLOW_NO_AUTH_ENV = "INTERCOM_RELAY_ALLOW_NO_AUTH"
@@ -194,10 +203,11 @@ def key_is_valid(candidate: str | None, keys: tuple[bytes, ...]) -> bool:
 class Door:
     """The request handlers, holding the Enqueuer and the write keys."""
 
-    def __init__(self, enqueuer: Enqueuer, keys: tuple[bytes, ...], *, require_auth: bool) -> None:
+    def __init__(self, enqueuer: Enqueuer, keys: tuple[bytes, ...], *, require_auth: bool, cors: Cors | None = None) -> None:
         self.enqueuer = enqueuer
         self.keys = keys
         self.require_auth = require_auth
+        self.cors = cors or Cors.from_setting(())
         self.counters = Counters(enqueuer.redis)
         self._ingest_limiter: anyio.CapacityLimiter | None = None
 
@@ -226,6 +236,53 @@ class Door:
     async def batch(self, request: Request) -> Response:
         """``POST /v1/batch``: ``{"batch": [...], "context"?, "integrations"?, "sentAt"?}``."""
         return await self._serve(request, self._ingest_batch)
+
+    async def browser_metrics(self, request: Request) -> Response:
+        """``POST /v1/m``: analytics.js's counters of its own errors; read, checked, and dropped.
+
+        Segment keeps them for its own dashboards; the relay has no use for them,
+        but an answer other than 200 would only make the library log errors.
+        """
+        try:
+            body = parse_json(decode_body(await read_body(request), request.headers.get("content-encoding", "")))
+            if not isinstance(body, dict):
+                raise HttpError(400, "invalid_body", "the body must be a JSON object")
+        except HttpError as exc:
+            return exc.response()
+        return Response(_SUCCESS, media_type="application/json")
+
+    # -- CORS ------------------------------------------------------------------
+
+    def guarded(self, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
+        """``endpoint`` refusing a disallowed Origin before reading anything, and
+        answering an allowed one with CORS headers, errors included (else the
+        page could not read a 400 and would send it again)."""
+
+        async def guarded_endpoint(request: Request) -> Response:
+            origin = request.headers.get("origin")
+            refusal = self.cors.refusal(origin)
+            if refusal:
+                return HttpError(403, "origin_not_allowed", refusal).response()
+            response = await endpoint(request)
+            response.headers.update(self.cors.response_headers(origin))
+            return response
+
+        return guarded_endpoint
+
+    async def preflight(self, request: Request) -> Response:
+        """``OPTIONS`` on an ingestion route: the browser's CORS preflight."""
+        origin = request.headers.get("origin")
+        method = request.headers.get("access-control-request-method")
+        if origin is None or method is None:
+            message = "an OPTIONS request here is a CORS preflight: it needs Origin and Access-Control-Request-Method"
+            return HttpError(400, "invalid_preflight", message).response()
+        refusal = self.cors.refusal(origin)
+        if refusal:
+            return HttpError(403, "origin_not_allowed", refusal).response()
+        refusal = self.cors.preflight_refusal(method, request.headers.get("access-control-request-headers"))
+        if refusal:
+            return HttpError(403, "preflight_refused", refusal).response()
+        return Response(status_code=204, headers=self.cors.preflight_headers(origin))
 
     async def _serve(self, request: Request, ingest: Callable[[dict], Response]) -> Response:
         """Authenticate, read, decode and parse; then ingest in a worker thread."""
@@ -401,17 +458,34 @@ def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False
             "no write keys are configured: set WRITE_KEYS (comma-separated), or allow "
             "unauthenticated ingestion explicitly (--no-auth) for a local demo"
         )
-    door = Door(enqueuer, keys, require_auth=bool(keys))
-    routes = [Route(f"/v1/{kind}", door.single(kind), methods=["POST"]) for kind in EVENT_TYPES]
+    door = Door(enqueuer, keys, require_auth=bool(keys), cors=Cors.from_setting(settings.cors_origins))
+    routes = ingestion_routes(door)
     routes += [
-        Route("/v1/batch", door.batch, methods=["POST"]),
-        Route("/v1/import", door.batch, methods=["POST"]),  # Segment's historical-import alias
         Route("/health", door.health, methods=["GET"]),
         Route("/ready", door.ready, methods=["GET"]),
         Route("/metrics", door.metrics, methods=["GET"]),
         Route("/openapi.json", door.openapi, methods=["GET"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+
+
+def ingestion_endpoints(door: Door) -> dict[str, Callable[[Request], Awaitable[Response]]]:
+    """Every POST route that takes events, by path."""
+    endpoints = {f"/v1/{kind}": door.single(kind) for kind in EVENT_TYPES}
+    endpoints |= {f"/v1/{letter}": endpoints[f"/v1/{kind}"] for letter, kind in SHORT_ROUTES.items()}
+    # /v1/import is Segment's historical-import alias; /v1/b is analytics.js's batching route.
+    endpoints |= {"/v1/batch": door.batch, "/v1/import": door.batch, "/v1/b": door.batch}
+    endpoints["/v1/m"] = door.browser_metrics
+    return endpoints
+
+
+def ingestion_routes(door: Door) -> list[Route]:
+    """Each ingestion path: POST behind the Origin check, and OPTIONS for its preflight."""
+    routes = []
+    for path, endpoint in ingestion_endpoints(door).items():
+        routes.append(Route(path, door.guarded(endpoint), methods=["POST"]))
+        routes.append(Route(path, door.preflight, methods=["OPTIONS"]))
+    return routes
 
 
 def app_from_env() -> Starlette:

@@ -11,6 +11,10 @@ from typing import Any
 
 from producers.events import EVENT_TYPES
 
+#: analytics.js's route of each type: the first letter (as producers/http.py's SHORT_ROUTES,
+#: which tests/producers/test_browser_routes.py checks against this).
+_SHORT = {kind: f"/v1/{kind[0]}" for kind in EVENT_TYPES}
+
 _ERROR = {
     "type": "object",
     "required": ["code", "message"],
@@ -92,6 +96,7 @@ _RESPONSES = {
     },
     "400": _error("Bad JSON, wrong shape, an invalid event, or a batch whose every event is invalid."),
     "401": _error("Missing or wrong write key."),
+    "403": _error("`Origin` (a web page's) not in CORS_ORIGINS: nothing was read (`origin_not_allowed`)."),
     "413": _error("Over 500 KB after decompression, or over 2,500 events."),
     "415": _error("A Content-Encoding other than gzip."),
     "503": _error("Back-pressure or Redis unavailable: nothing was accepted; retry after `Retry-After` seconds."),
@@ -103,9 +108,47 @@ def _operation(summary: str, schema_ref: str) -> dict:
         "summary": summary,
         "security": [{"writeKeyBasic": []}, {}],
         "parameters": [{"name": "Content-Encoding", "in": "header", "required": False, "schema": {"type": "string", "enum": ["gzip"]}}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": schema_ref}}}},
+        # analytics.js sends its JSON as text/plain, which spares a preflight in older browsers.
+        "requestBody": {"required": True, "content": {t: {"schema": {"$ref": schema_ref}} for t in ("application/json", "text/plain")}},
         "responses": _RESPONSES,
     }
+
+
+_PREFLIGHT = {
+    "options": {
+        "summary": "CORS preflight: allowed for the origins in CORS_ORIGINS, POST, and the headers "
+        "Content-Type, Authorization, Content-Encoding, X-Retry-Count. Never credentials.",
+        "responses": {
+            "204": {"description": "Allowed: Access-Control-Allow-Origin, -Methods, -Headers, -Max-Age."},
+            "400": _error("No Origin or Access-Control-Request-Method: not a preflight (`invalid_preflight`)."),
+            "403": _error("The origin (`origin_not_allowed`), method or a header (`preflight_refused`) is not allowed."),
+        },
+    }
+}
+
+_METRICS = {
+    "summary": "analytics.js's counters of its own errors: answered 200, nothing is kept. No write key.",
+    "requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "object"}}}},
+    "responses": {
+        "200": {"description": 'Exactly `{"success": true}`.'},
+        **{k: v for k, v in _RESPONSES.items() if k in ("400", "403", "413", "415")},
+    },
+}
+
+
+def _ingestion_paths() -> dict[str, Any]:
+    """Every POST route that takes events, each with its preflight."""
+    paths: dict[str, Any] = {}
+    for kind in EVENT_TYPES:
+        single = _operation(f"Send one {kind} event (its type is the path's).", "#/components/schemas/Event")
+        paths[f"/v1/{kind}"] = {"post": single}
+        paths[_SHORT[kind]] = {"post": {**single, "summary": f"analytics.js's route for {kind}: the same as /v1/{kind}."}}
+    batch = _operation("Send up to 2,500 events at once.", "#/components/schemas/Batch")
+    paths["/v1/batch"] = {"post": batch}
+    paths["/v1/import"] = {"post": {**batch, "summary": "The same as /v1/batch (Segment's historical import)."}}
+    paths["/v1/b"] = {"post": {**batch, "summary": "analytics.js's batching route: the same as /v1/batch."}}
+    paths["/v1/m"] = {"post": _METRICS}
+    return {path: {**operations, **_PREFLIGHT} for path, operations in paths.items()}
 
 
 def _get(summary: str, description: str, content_type: str = "application/json") -> dict:
@@ -114,12 +157,7 @@ def _get(summary: str, description: str, content_type: str = "application/json")
 
 def openapi_spec() -> dict[str, Any]:
     """A fresh copy of the OpenAPI 3.1 document of the ingestion API."""
-    paths: dict[str, Any] = {
-        f"/v1/{kind}": {"post": _operation(f"Send one {kind} event (its type is the path's).", "#/components/schemas/Event")}
-        for kind in EVENT_TYPES
-    }
-    paths["/v1/batch"] = {"post": _operation("Send up to 2,500 events at once.", "#/components/schemas/Batch")}
-    paths["/v1/import"] = {"post": _operation("The same as /v1/batch (Segment's historical import).", "#/components/schemas/Batch")}
+    paths = _ingestion_paths()
     paths["/health"] = _get("Liveness", "The process answers.")
     paths["/ready"] = _get("Readiness", "Redis answers (503 otherwise).")
     paths["/metrics"] = _get("Fleet-wide counters", "Prometheus text format.", "text/plain")

@@ -52,6 +52,9 @@ class Settings:
     # MAX_BACKLOG: back-pressure; the ingestion API answers 503 beyond this many unfinished events.
     max_backlog: int = 5_000_000
     write_keys: tuple[str, ...] = field(default=(), repr=False)
+    # CORS_ORIGINS: the web pages (origins) whose browsers may send to the ingestion API, or "*";
+    # none (the default) refuses every browser request and sends no CORS header.
+    cors_origins: tuple[str, ...] = ()
     # INTERCOM_TIMEOUT_SECONDS: the longest one call to Intercom may take.
     http_timeout: float = 30.0
     log_format: str = "text"
@@ -110,6 +113,7 @@ class Settings:
             rate_share=_number(env, "RATE_LIMIT_SHARE", default.rate_share, minimum=0.01, maximum=1.0),
             max_backlog=int(_number(env, "MAX_BACKLOG", default.max_backlog, minimum=1)),
             write_keys=tuple(k.strip() for k in env.get("WRITE_KEYS", "").split(",") if k.strip()),
+            cors_origins=_cors_origins(env),
             http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", default.http_timeout, minimum=0.1),
             log_format=log_format,
             lease_seconds=_number(env, "LEASE_SECONDS", default.lease_seconds, minimum=1),
@@ -139,6 +143,22 @@ def _redis_url(env: Mapping[str, str], default: str) -> str:
         # Only the scheme is echoed: the URL may carry Redis's password.
         raise SettingsError(f"REDIS_URL must start with redis:// or rediss://; got {scheme}")
     return redis_url
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """CORS_ORIGINS as a browser writes an Origin header: scheme://host[:port], lower case."""
+    origins = []
+    for raw in env.get("CORS_ORIGINS", "").split(","):
+        origin = raw.strip().lower().rstrip("/")
+        if not origin:
+            continue
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest or "*" in rest):
+            raise SettingsError(
+                f"CORS_ORIGINS: each entry must be * or an origin like https://app.example.com[:port], with no path; got {raw.strip()!r}"
+            )
+        origins.append(origin)
+    return tuple(origins)
 
 
 def _worker_cpu(env: Mapping[str, str]) -> str:

@@ -189,3 +189,19 @@ def test_identifies_waiting_next_to_each_other_go_out_as_one_call(redis, rt):
     assert (contact["name"], contact["phone"], contact["email"]) == ("Eve", "+15550100", "eve@example.com")
     counts = runtime.counters.snapshot()
     assert (counts["deliveries"], counts["delivered"], counts["coalesced"]) == (5, 5, 2)
+
+
+def test_each_outcome_is_sampled_for_the_person_and_the_fleet(redis, rt):
+    runtime = rt()
+    task = FakeTask()
+    person, head = accept(redis, task, stream("fay", 2))
+    deliver(task, runtime, person, head)
+    samples = runtime.outcomes.of_person("fay")
+    assert [(s["action"], s["status"]) for s in samples] == [
+        ("identify_company", "delivered"),
+        ("track_event", "delivered"),
+        ("track_event", "delivered"),
+        ("identify_contact", "delivered"),
+    ]
+    assert all(s["latency_s"] is None or s["latency_s"] >= 0 for s in samples)
+    assert runtime.outcomes.recent(4) == samples

@@ -32,6 +32,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, Sequence
 
 import httpx
@@ -46,6 +47,7 @@ from worker.store.budget import Slot
 from worker.store.deadletters import letter
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
+from worker.store.outcomes import exchange_of
 
 log = logging.getLogger("worker.delivery")
 
@@ -171,6 +173,8 @@ class DeliveryRun:
         self.pending_identifies = claim.pending_identifies
         self.lease = lease
         self.prepaid = prepaid
+        #: Intercom's last answer to this run, kept for the outcome samples.
+        self.last_response: httpx.Response | None = None
 
     # -- the budget of this run's Intercom calls ------------------------------------
 
@@ -181,6 +185,7 @@ class DeliveryRun:
         return self.rt.budget.acquire(slot)
 
     def observe(self, response: httpx.Response, slot: float | None = None) -> None:
+        self.last_response = response
         self.rt.budget.observe(response, slot)
 
     def release_prepaid(self) -> None:
@@ -372,7 +377,8 @@ class DeliveryRun:
             dispatch(self.task.app, self.person, head)
 
     def _outcome(self, status: str, attempts: int, *, reason: str | None = None, calls: int | None = None) -> None:
-        """One log line per delivery outcome: person, action, status, attempts."""
+        """One log line per delivery outcome (person, action, status, attempts), and its sample (store/outcomes.py)."""
+        self._sample(status, attempts, reason, calls)
         extra = {
             "person": self.person,
             "action": self.action.name,
@@ -393,6 +399,31 @@ class DeliveryRun:
             f": {reason}" if reason else "",
             extra={"delivery": extra},
         )
+
+    def _sample(self, status: str, attempts: int, reason: str | None, calls: int | None) -> None:
+        event = self.record["event"]
+        entry: dict[str, Any] = {
+            "delivery": self.delivery,
+            "action": self.action.name,
+            "mapping": self.record.get("mapping"),
+            "message_id": event.get("messageId"),
+            "status": status,
+            "attempts": attempts,
+            "reason": reason,
+            "calls": calls,
+            "latency_s": _since(event.get("receivedAt")),
+        }
+        if status != "delivered" and self.last_response is not None:
+            entry["exchange"] = exchange_of(self.last_response)
+        self.rt.outcomes.record(self.person, entry)
+
+
+def _since(received_at: Any) -> float | None:
+    """Seconds from the event's acceptance until now."""
+    try:
+        return round(time.time() - datetime.fromisoformat(str(received_at).replace("Z", "+00:00")).timestamp(), 3)
+    except ValueError:
+        return None
 
 
 def _reason(exc: Exception) -> str:

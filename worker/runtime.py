@@ -25,6 +25,7 @@ from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
 from worker.store.lanes import Lanes
+from worker.store.outcomes import Outcomes
 from worker.store.pause import Pause
 
 
@@ -55,6 +56,7 @@ class Runtime:
     policy: RetryPolicy
     companies: CompanyCache
     skip: SkipPolicy
+    outcomes: Outcomes
 
     @classmethod
     def build(cls, settings: Settings) -> Self:
@@ -75,6 +77,7 @@ class Runtime:
             mappings={m.name: m for m in load_mappings(settings.mappings_file)},
             policy=RetryPolicy.from_settings(settings),
             companies=CompanyCache(redis),
+            outcomes=Outcomes(redis),
             skip=SkipPolicy(enabled=settings.skip_unchanged, last_seen_resolution=settings.last_seen_resolution),
         )
 

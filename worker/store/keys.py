@@ -42,6 +42,9 @@ ATTEMPTS = PREFIX + "attempts"
 #: Sorted set person -> earliest hold deadline of its parked deliveries (ms).
 PARKED_INDEX = PREFIX + "parked_index"
 
+#: List of the fleet's last delivery outcomes, newest first (outcomes.py).
+RECENT_OUTCOMES = PREFIX + "outcomes"
+
 #: Hash delivery id -> JSON dead letter; sorted set id -> time (ms).
 DEAD = PREFIX + "dead"
 DEAD_INDEX = PREFIX + "dead_index"
@@ -55,6 +58,11 @@ def lane(person: str) -> str:
 def parked(person: str) -> str:
     """The list of a person's parked deliveries, in the order they were parked."""
     return f"{PREFIX}parked:{person}"
+
+
+def outcomes(person: str) -> str:
+    """List of a person's last delivery outcomes, newest first (outcomes.py)."""
+    return f"{PREFIX}outcomes:{person}"
 
 
 def seen(message_id: str) -> str:

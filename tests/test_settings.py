@@ -52,3 +52,26 @@ def test_a_bad_redis_url_is_not_echoed_with_its_password():
 
 def test_write_keys_are_a_comma_separated_list():
     assert Settings.from_env({"WRITE_KEYS": " a, b ,,c "}).write_keys == ("a", "b", "c")
+
+
+def test_admin_keys_are_user_password_pairs_hidden_from_repr():
+    settings = Settings.from_env({"ADMIN_KEYS": " ops:correct-horse-battery , audit:another:colon-pass "})
+    assert settings.admin_keys == (("ops", "correct-horse-battery"), ("audit", "another:colon-pass"))
+    assert "correct-horse" not in repr(settings)
+    assert Settings.from_env({}).admin_keys == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("just-a-key-without-user", "entry 1 must be user:password"),
+        ("ops:ok-long-password,:no-user-given-here", "entry 2 must be user:password"),
+        ("ops:tiny", "shorter than 12 characters"),
+        ("ops:the-write-key-123", "is also a write key"),
+    ],
+)
+def test_a_bad_admin_key_is_named_by_position_never_echoed(value, message):
+    with pytest.raises(SettingsError, match=message) as caught:
+        Settings.from_env({"ADMIN_KEYS": value, "WRITE_KEYS": "the-write-key-123"})
+    for secret in ("tiny", "the-write-key-123", "no-user-given-here", "just-a-key"):
+        assert secret not in str(caught.value)

@@ -52,6 +52,9 @@ class Settings:
     # MAX_BACKLOG: back-pressure; the ingestion API answers 503 beyond this many unfinished events.
     max_backlog: int = 5_000_000
     write_keys: tuple[str, ...] = field(default=(), repr=False)
+    # ADMIN_KEYS: comma-separated user:password pairs that open the pipeline console (/console);
+    # none (the default) leaves it closed. repr=False: a password must never reach a log line.
+    admin_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     # CORS_ORIGINS: the web pages (origins) whose browsers may send to the ingestion API, or "*";
     # none (the default) refuses every browser request and sends no CORS header.
     cors_origins: tuple[str, ...] = ()
@@ -102,6 +105,7 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "text").strip().lower()
         if log_format not in ("text", "json"):
             raise SettingsError(f"LOG_FORMAT must be text or json; got {log_format!r}")
+        write_keys = tuple(k.strip() for k in env.get("WRITE_KEYS", "").split(",") if k.strip())
         return cls(
             redis_url=redis_url,
             access_token=token,
@@ -112,7 +116,8 @@ class Settings:
             park_hold=_number(env, "PARK_HOLD_SECONDS", default.park_hold, minimum=0),
             rate_share=_number(env, "RATE_LIMIT_SHARE", default.rate_share, minimum=0.01, maximum=1.0),
             max_backlog=int(_number(env, "MAX_BACKLOG", default.max_backlog, minimum=1)),
-            write_keys=tuple(k.strip() for k in env.get("WRITE_KEYS", "").split(",") if k.strip()),
+            write_keys=write_keys,
+            admin_keys=_admin_keys(env, write_keys),
             cors_origins=_cors_origins(env),
             http_timeout=_number(env, "INTERCOM_TIMEOUT_SECONDS", default.http_timeout, minimum=0.1),
             log_format=log_format,
@@ -159,6 +164,28 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
             )
         origins.append(origin)
     return tuple(origins)
+
+
+#: The shortest console password accepted: the console can replay and purge dead letters.
+MIN_ADMIN_PASSWORD = 12
+
+
+def _admin_keys(env: Mapping[str, str], write_keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """ADMIN_KEYS as (user, password) pairs; an error names the entry by position, never its password."""
+    pairs = []
+    for n, raw in enumerate((entry.strip() for entry in env.get("ADMIN_KEYS", "").split(",")), start=1):
+        if not raw:
+            continue
+        user, sep, password = raw.partition(":")
+        if not (sep and user.strip() and password):
+            raise SettingsError(f"ADMIN_KEYS: entry {n} must be user:password")
+        if len(password) < MIN_ADMIN_PASSWORD:
+            raise SettingsError(f"ADMIN_KEYS: the password of entry {n} ({user.strip()!r}) is shorter than {MIN_ADMIN_PASSWORD} characters")
+        if password in write_keys:
+            # A write key sits in every page that sends events; it must never open the console.
+            raise SettingsError(f"ADMIN_KEYS: the password of entry {n} ({user.strip()!r}) is also a write key")
+        pairs.append((user.strip(), password))
+    return tuple(pairs)
 
 
 def _worker_cpu(env: Mapping[str, str]) -> str:

@@ -9,7 +9,8 @@
   secret ever travels in a task.
 * ``intercom.sweep`` (celery beat): resends lanes whose worker died or whose
   retry is due, dead-letters parked events past the hold time, trims dead
-  letters, and probes a paused destination.
+  letters, probes a paused destination, and snapshots the counters for the
+  console's charts (store/history.py).
 
 The decisions (which outcome leads where) live in ``delivery.py``.
 """
@@ -25,6 +26,7 @@ from worker.broker import INGEST_TASK, SWEEP_TASK
 from worker.delivery import TaskLike, deliver, dispatch
 from worker.mappings import select
 from worker.runtime import Runtime, get_runtime
+from worker.store.history import History
 from worker.store.lanes import person_of
 
 log = logging.getLogger("worker.tasks")
@@ -71,6 +73,7 @@ def sweep(task: TaskLike) -> dict:
     expired = rt.lanes.expire_parked()
     trimmed = rt.dead_letters.trim()
     resumed = _probe_pause(rt)
+    History(rt.redis).snapshot_if_due(rt.budget.key)  # the console's charts: once per 10-s window
     if woken or expired or trimmed or resumed:
         log.info(
             "sweep: resent %d lanes, dead-lettered %d parked, trimmed %d dead letters%s",

@@ -49,6 +49,9 @@ RECENT_OUTCOMES = PREFIX + "outcomes"
 DEAD = PREFIX + "dead"
 DEAD_INDEX = PREFIX + "dead_index"
 
+#: List of counter snapshots, one per 10-s window, newest first (history.py).
+HISTORY = PREFIX + "history"
+
 
 def lane(person: str) -> str:
     """The sorted set of a person's waiting deliveries, ordered by acceptance."""
@@ -63,6 +66,11 @@ def parked(person: str) -> str:
 def outcomes(person: str) -> str:
     """List of a person's last delivery outcomes, newest first (outcomes.py)."""
     return f"{PREFIX}outcomes:{person}"
+
+
+def history_taken(window: int) -> str:
+    """Set (NX, with an expiry) by the one sweep that snapshots the counters in a 10-s window."""
+    return f"{HISTORY}:taken:{window}"
 
 
 def seen(message_id: str) -> str:

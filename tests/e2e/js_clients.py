@@ -8,6 +8,8 @@
   for Python with that browser; Playwright never downloads one here.
 * :class:`StaticSite` serves ``tests/js/pricing.html`` at ``/pricing`` and the
   library's browser bundle from ``node_modules``: nothing comes from a CDN.
+  For Segment's snippet it also serves what Segment's CDN would: the settings
+  of a write key (``/v1/projects/<key>/settings``).
 
 A missing node or Chromium fails the test in CI (``CI`` set) with how to get it,
 and skips it with that reason elsewhere.
@@ -26,7 +28,10 @@ from typing import Any, Iterator, NoReturn
 
 import pytest
 from starlette.applications import Starlette
-from starlette.responses import FileResponse
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -94,19 +99,36 @@ def run_node(script: str, *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+def render_snippet(host: str, write_key: str) -> str:
+    """Segment's snippet (@segment/snippet) for an analytics.js the site hosts at ``https://<host>``."""
+    return run_node("render-snippet.js", host, write_key)
+
+
 class StaticSite(LiveServer):
-    """A web site on its own origin (``http://127.0.0.1:<port>``) with the pricing page on it."""
+    """A web site on its own origin (``http://127.0.0.1:<port>``) with the pricing page on it.
+
+    ``pricing_html`` is the page (tests/js/pricing.html unless changed);
+    ``segment_settings`` what ``/v1/projects/<key>/settings`` answers.
+    """
 
     def __init__(self) -> None:
+        self.pricing_html = (JS_DIR / "pricing.html").read_text()
+        self.segment_settings: dict[str, Any] = {}
         bundles = node_modules() / "@segment" / "analytics-next" / "dist" / "umd"
-        app = Starlette(
-            routes=[
-                Route("/pricing", lambda request: FileResponse(JS_DIR / "pricing.html")),
-                # Where the bundle's own lazy chunks are looked for, beside it.
-                Mount("/analytics-next/bundles", StaticFiles(directory=bundles)),
-            ]
-        )
-        super().__init__(app)
+        routes = [
+            Route("/pricing", self._pricing),
+            Route("/v1/projects/{key}/settings", self._settings),
+            # Where the bundle's own lazy chunks are looked for, beside it.
+            Mount("/analytics-next/bundles", StaticFiles(directory=bundles)),
+        ]
+        # Readable from any page, as from Segment's CDN.
+        super().__init__(Starlette(routes=routes, middleware=[Middleware(CORSMiddleware, allow_origins=["*"])]))
+
+    async def _pricing(self, request: Request) -> Response:
+        return HTMLResponse(self.pricing_html)
+
+    async def _settings(self, request: Request) -> Response:
+        return JSONResponse(self.segment_settings)
 
 
 @contextmanager

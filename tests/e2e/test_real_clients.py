@@ -16,13 +16,14 @@ import sys
 import textwrap
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from producers.enqueue import Enqueuer
 from producers.http import create_app
 from tests.e2e.harness import ROOT, wait_until_finished
-from tests.e2e.js_clients import StaticSite, chromium, node_modules, package_version, run_node
+from tests.e2e.js_clients import StaticSite, chromium, node_modules, package_version, render_snippet, run_node
 from tests.producers import WRITE_KEY, LiveServer, accepted_count
 from tests.producers.test_real_clients import _old_analytics_dir
 from worker.celery_app import create_app as create_celery_app
@@ -200,21 +201,24 @@ def test_analytics_node_reaches_intercom_alias_included(page_view_relay, redis):
 
 
 def browser_session(browser: Any, site: LiveServer, relay: LiveServer, *, batching: bool = False) -> tuple[Any, dict[str, list]]:
-    """A fresh browser profile on the site's pricing page with analytics.js loaded for the relay.
-
-    Notes what the page met on the network: every URL off this machine (there must be
-    none: no CDN), failed requests (by path on the relay) and console errors.
-    """
-    page = browser.new_context().new_page()
-    seen: dict[str, list] = {"offline": [], "failed": [], "console": []}
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1:", "data:")) else seen["offline"].append(r.url))
-    page.on("requestfailed", lambda r: seen["failed"].append(r.url.removeprefix(relay.url)))
-    page.on("console", lambda m: seen["console"].append(m.text) if m.type == "error" else None)
+    """A fresh browser profile on the site's pricing page with analytics.js loaded for the relay."""
+    page, seen = watched_page(browser.new_context(), relay)
     page.goto(f"{site.url}/pricing")
     version = page.evaluate(
         "([host, key, batching]) => loadAnalytics(host, key, batching)", [relay.url.removeprefix("http://"), WRITE_KEY, batching]
     )
     assert version == package_version("@segment/analytics-next")
+    return page, seen
+
+
+def watched_page(context: Any, relay: LiveServer) -> tuple[Any, dict[str, list]]:
+    """A page noting what it met on the network: every URL off this machine (there
+    must be none: no CDN), failed requests (by path on the relay) and console errors."""
+    page = context.new_page()
+    seen: dict[str, list] = {"offline": [], "failed": [], "console": []}
+    page.on("request", lambda r: None if urlsplit(r.url).hostname in ("127.0.0.1", None) else seen["offline"].append(r.url))
+    page.on("requestfailed", lambda r: seen["failed"].append(r.url.removeprefix(relay.url)))
+    page.on("console", lambda m: seen["console"].append(m.text) if m.type == "error" else None)
     return page, seen
 
 
@@ -251,6 +255,36 @@ def test_analytics_js_in_chromium_reaches_intercom(page_view_relay, redis, site)
         assert (contact["role"], contact["external_id"], contact["name"]) == ("user", user_id, "Brow Ser")
         assert events_of(fake, contact) == ["signed up", "viewed pricing page"]
     assert [c["company_id"] for c in fake.state()["companies"]] == ["browser-co"]
+
+
+def test_segments_snippet_with_analytics_js_hosted_by_the_site_reaches_intercom(page_view_relay, redis, site):
+    server, fake, workers = page_view_relay(site.url)
+    host = f"127.0.0.1:{site.port}"  # the site hosts analytics.js and its settings itself, not Segment's CDN
+    site.pricing_html = f"<!doctype html><title>Pricing</title><script>{render_snippet(host, WRITE_KEY)}</script><h1>Pricing</h1>"
+    relay_host = server.url.removeprefix("http://")
+    site.segment_settings = {"integrations": {"Segment.io": {"apiKey": WRITE_KEY, "apiHost": f"{relay_host}/v1", "protocol": "http"}}}
+    with chromium() as browser:
+        context = browser.new_context()
+        # The snippet loads from https://<host>; this test's site speaks plain http.
+        context.route(re.compile(rf"^https://{re.escape(host)}/"), lambda route: route.fulfill(response=route.fetch(url=as_http(route))))
+        page, seen = watched_page(context, server)
+        page.goto(f"{site.url}/pricing")  # the snippet's analytics.page(): an anonymous visitor's page view
+        page.evaluate("() => new Promise((resolve) => analytics.ready(resolve))")
+        page.evaluate("() => analytics.identify('u-snippet', { email: 'snippet@example.com', name: 'Snip Pet' })")
+        wait_for(lambda: accepted_count(redis) == 2, what="the page view and the identify accepted")
+    assert seen["offline"] == [] and seen["failed"] == [] and seen["console"] == [], seen
+    # With a route set, Playwright answers the browser's preflights itself: only the POSTs reach the relay.
+    assert set(server.answers) == {("POST", "/v1/p", 200), ("POST", "/v1/i", 200)}
+    wait_until_finished(redis, workers, timeout=90)
+
+    # The page view came before the identify, from the anonymous id that the identify names with the userId.
+    contact = contacts_by_email(fake)["snippet@example.com"]
+    assert (contact["role"], contact["external_id"]) == ("user", "u-snippet")
+    assert events_of(fake, contact) == ["viewed pricing page"]
+
+
+def as_http(route: Any) -> str:
+    return "http://" + route.request.url.removeprefix("https://")
 
 
 def test_analytics_js_on_a_page_not_in_cors_origins_is_refused(redis, redis_url, site):

@@ -470,7 +470,7 @@ def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False
 
 
 def ingestion_endpoints(door: Door) -> dict[str, Callable[[Request], Awaitable[Response]]]:
-    """Every POST route that takes events, by path."""
+    """Every POST route of the ingestion API, by path: the events' and analytics.js's metrics'."""
     endpoints = {f"/v1/{kind}": door.single(kind) for kind in EVENT_TYPES}
     endpoints |= {f"/v1/{letter}": endpoints[f"/v1/{kind}"] for letter, kind in SHORT_ROUTES.items()}
     # /v1/import is Segment's historical-import alias; /v1/b is analytics.js's batching route.

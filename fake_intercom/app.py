@@ -163,6 +163,16 @@ def h_company(rt: FakeIntercom, params: dict[str, str], body: Any, query: QueryP
     return 200, rt.workspace.upsert_company(body)
 
 
+def h_list_data_attributes(rt: FakeIntercom, params: dict[str, str], body: Any, query: QueryParams) -> tuple[int, Any]:
+    """GET /data_attributes."""
+    return 200, rt.workspace.list_data_attributes(query.get("model"))
+
+
+def h_create_data_attribute(rt: FakeIntercom, params: dict[str, str], body: Any, query: QueryParams) -> tuple[int, Any]:
+    """POST /data_attributes → 200 (not 201) with the new data_attribute."""
+    return 200, rt.workspace.create_data_attribute(body if isinstance(body, dict) else {})
+
+
 @dataclass(frozen=True)
 class ApiRoute:
     """One documented operation: method, path template, handler, request-body schema."""
@@ -195,6 +205,8 @@ API_ROUTES: tuple[ApiRoute, ...] = (
     ApiRoute("POST", "/contacts/{id}/companies", h_attach, schemas.ATTACH_COMPANY_REQUEST),
     ApiRoute("POST", "/events", h_event, schemas.CREATE_DATA_EVENT_REQUEST),
     ApiRoute("POST", "/companies", h_company, schemas.CREATE_OR_UPDATE_COMPANY_REQUEST),
+    ApiRoute("GET", "/data_attributes", h_list_data_attributes),
+    ApiRoute("POST", "/data_attributes", h_create_data_attribute),
 )
 
 
@@ -444,6 +456,21 @@ def control_routes(rt: FakeIntercom) -> list[Route]:
             return JSONResponse({"error": str(exc)}, 400)
         return JSONResponse(rt.config_json())
 
+    def workspace_change(change: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Any]:
+        """A control endpoint that changes the workspace as its owner would (seed, admin acts)."""
+
+        async def endpoint(request: Request) -> Response:
+            try:
+                data = await _json_object(request)
+                with rt.lock:
+                    return JSONResponse(change(data))
+            except ApiError as exc:
+                return JSONResponse({"error": exc.message, "code": exc.code}, exc.status)
+            except (ValueError, TypeError, KeyError) as exc:
+                return JSONResponse({"error": f"bad request: {exc!r}"}, 400)
+
+        return endpoint
+
     async def reset(request: Request) -> Response:
         try:
             data = await _json_object(request)
@@ -460,6 +487,9 @@ def control_routes(rt: FakeIntercom) -> list[Route]:
         Route("/config", config, methods=["GET", "POST"]),
         Route("/faults", faults, methods=["POST"]),
         Route("/reset", reset, methods=["POST"]),
+        Route("/seed", workspace_change(lambda data: rt.workspace.seed(data)), methods=["POST"]),
+        Route("/admin/delete", workspace_change(lambda data: rt.workspace.admin_delete(data)), methods=["POST"]),
+        Route("/admin/merge", workspace_change(lambda data: rt.workspace.admin_merge(data)), methods=["POST"]),
     ]
 
 

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import httpx
 import uvicorn
@@ -161,6 +161,23 @@ class FakeHandle:
     ) -> dict[str, Any]:
         """Create custom attribute names in the workspace (so a refused call can be replayed)."""
         return self.configure(add_contact_attributes=list(contacts), add_company_attributes=list(companies))
+
+    def seed(
+        self,
+        contacts: Iterable[dict[str, Any]] = (),
+        companies: Iterable[dict[str, Any]] = (),
+        data_attributes: Iterable[dict[str, Any]] = (),
+    ) -> dict[str, list[str]]:
+        """POST /_fake/seed: a workspace made before the relay; returns the new ids in order."""
+        return self._post("seed", {"contacts": list(contacts), "companies": list(companies), "data_attributes": list(data_attributes)})
+
+    def admin_delete(self, contact: str | None = None, company: str | None = None) -> dict[str, Any]:
+        """POST /_fake/admin/delete: an admin deletes a contact or a company (by Intercom id)."""
+        return self._post("admin/delete", {"contact": contact} if contact else {"company": company})
+
+    def admin_merge(self, lead: str, user: str) -> dict[str, Any]:
+        """POST /_fake/admin/merge: an admin merges a lead into a user."""
+        return self._post("admin/merge", {"from": lead, "into": user})
 
     def reset(self, config: bool = False) -> None:
         """POST /_fake/reset: empty state, log and counters (and restore the start config)."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import search
+from .attributes import AttributeRefused, DataAttributes
 from .config import FakeConfig
 
 #: Contact keys that are set verbatim from create/update bodies (create_contact_request).
@@ -204,6 +205,7 @@ class WorkspaceState:
         self.event_keys: dict[str, set[tuple[str, int]]] = {}
         self.merges: list[dict[str, Any]] = []
         self.duplicate_events = 0
+        self.data_attributes = DataAttributes(self.clock)
         # Live lookups over active contacts.
         self.user_by_external_id: dict[str, str] = {}
         self.contacts_by_email: dict[str, dict[str, None]] = {}
@@ -308,23 +310,34 @@ class WorkspaceState:
                 "External IDs cannot be set if the role is lead",
                 field="external_id",
             )
-        self.check_custom_attributes(body.get("custom_attributes"), self.config.contact_attributes)
+        self.check_custom_attributes(body.get("custom_attributes"), "contact")
 
-    def check_custom_attributes(self, attributes: dict[str, Any] | None, known: Iterable[str]) -> None:
-        """Attributes must exist in the workspace first (docs/intercom-api.md, Contacts).
+    def check_custom_attributes(self, attributes: dict[str, Any] | None, model: str) -> None:
+        """Attributes must exist in the workspace first, typed ones with a value of their type
+        (docs/intercom-api.md, Data attributes; fake_intercom/attributes.py)."""
+        try:
+            self.data_attributes.check(model, attributes, self._untyped(model))
+        except AttributeRefused as exc:
+            raise ApiError(400, "parameter_invalid", exc.message, field=exc.field) from exc
 
-        The code and message are the pattern Intercom uses for conversation and Fin attributes
-        ("Conversation attribute 'x' does not exist"); for contacts it is undocumented.
-        """
-        known_set = set(known)
-        for name in attributes or {}:
-            if name not in known_set:
-                raise ApiError(
-                    400,
-                    "parameter_invalid",
-                    f"Custom attribute '{name}' does not exist",
-                    field=f"custom_attributes.{name}",
-                )
+    def _untyped(self, model: str) -> tuple[str, ...]:
+        """The config's attribute names of a model (untyped: any scalar)."""
+        return self.config.contact_attributes if model == "contact" else self.config.company_attributes
+
+    def list_data_attributes(self, model: str | None) -> dict[str, Any]:
+        """GET /data_attributes: both models unless one is named; 422 for any other model."""
+        if model not in (None, "contact", "company"):
+            raise ApiError(422, "parameter_invalid", f"{model} is not a valid model", field="model")
+        models = [model] if model else ["contact", "company"]
+        data = [item for m in models for item in self.data_attributes.list(m, self._untyped(m))]
+        return {"type": "list", "data": data}
+
+    def create_data_attribute(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /data_attributes: 200 with the new attribute, or 400 parameter_invalid."""
+        try:
+            return self.data_attributes.create(body, {m: self._untyped(m) for m in ("contact", "company")})
+        except AttributeRefused as exc:
+            raise ApiError(400, "parameter_invalid", exc.message, field=exc.field) from exc
 
     def _refuse_conflict(self, external_id: str | None, email: str | None, exclude: str | None) -> None:
         """409 when an active user already has this external_id, or this email and one side has
@@ -649,7 +662,7 @@ class WorkspaceState:
         if not company_id:
             # Undocumented: the spec requires nothing, but the upsert key is company_id.
             raise ApiError(400, "parameter_not_found", "company_id not specified", field="company_id")
-        self.check_custom_attributes(body.get("custom_attributes"), self.config.company_attributes)
+        self.check_custom_attributes(body.get("custom_attributes"), "company")
         spend = body.get("monthly_spend")
         if spend is not None and int(spend) > MAX_MONTHLY_SPEND:
             # Documented limit; the answer to exceeding it is undocumented.
@@ -698,6 +711,63 @@ class WorkspaceState:
     def _attach(self, contact: Contact, company: Company) -> None:
         contact.company_ids[company.id] = None
         company.contact_ids[contact.id] = None
+
+    # ----------------------------------------------------------------- seeding and admins
+
+    def seed(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A workspace made before the relay (POST /_fake/seed): contacts, companies, attributes.
+
+        Seeded contacts skip the API's rules (a real workspace may hold two users with one
+        email) and are searchable at once, as years-old contacts are.  ``data_attributes``
+        is a list of ``{model, name, data_type}``; a contact may name ``company_ids`` (the
+        seeded companies' ``company_id``) it is attached to.
+        """
+        for item in body.get("data_attributes") or []:
+            self.data_attributes.define(item["model"], item["name"], item.get("data_type"))
+        companies = [self._seed_company(item) for item in body.get("companies") or []]
+        contacts = [self._seed_contact(item) for item in body.get("contacts") or []]
+        return {"contacts": contacts, "companies": companies}
+
+    def _seed_company(self, item: dict[str, Any]) -> str:
+        now = int(item.get("created_at") or self.clock())
+        company = Company(id=self.ids.next(), company_id=str(item["company_id"]), created_at=now, updated_at=now)
+        for key in COMPANY_FIELDS:
+            if key in item:
+                setattr(company, key, item[key])
+        company.custom_attributes = dict(item.get("custom_attributes") or {})
+        self.companies[company.id] = company
+        self.company_by_company_id[company.company_id] = company.id
+        return company.id
+
+    def _seed_contact(self, item: dict[str, Any]) -> str:
+        fields = self._contact_fields(item)
+        fields.setdefault("role", "user")
+        now = int(item.get("created_at") or self.clock())
+        contact = Contact(id=self.ids.next(), created_at=now, updated_at=now, **fields)
+        contact.custom_attributes = dict(item.get("custom_attributes") or {})
+        self.contacts[contact.id] = contact
+        for company_id in item.get("company_ids") or []:
+            self._attach(contact, self.companies[self.company_by_company_id[str(company_id)]])
+        self._index(contact)
+        self._snapshot(contact)
+        contact.snapshots[-1].time = self.clock() - self.config.search_lag  # already indexed
+        return contact.id
+
+    def admin_delete(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An admin deletes a contact (``{"contact": id}``) or a company (``{"company": id}``)."""
+        if "contact" in body:
+            return self.delete_contact(str(body["contact"]))
+        company = self.companies.pop(str(body.get("company")), None)
+        if company is None:
+            raise ApiError(404, "company_not_found", "Company Not Found")
+        self.company_by_company_id.pop(company.company_id, None)
+        for contact_id in company.contact_ids:
+            self.contacts[contact_id].company_ids.pop(company.id, None)
+        return {"type": "company", "id": company.id, "deleted": True}
+
+    def admin_merge(self, body: dict[str, Any]) -> dict[str, Any]:
+        """An admin merges a lead into a user in Intercom's UI (no duplicate validation)."""
+        return self.merge_contacts({"from": str(body["from"]), "into": str(body["into"]), "skip_duplicate_validation": True})
 
     # ----------------------------------------------------------------- inspection
 

@@ -12,8 +12,8 @@ WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them: copy only
 # the project metadata, install, then copy the code and install it alone.
 COPY pyproject.toml README.md* ./
-RUN mkdir -p worker producers fake_intercom demo \
-    && touch worker/__init__.py producers/__init__.py fake_intercom/__init__.py demo/__init__.py \
+RUN mkdir -p worker producers fake_intercom demo console \
+    && touch worker/__init__.py producers/__init__.py fake_intercom/__init__.py demo/__init__.py console/__init__.py \
     && pip install ".[monitor]" \
     && pip uninstall -y intercom-relay
 
@@ -21,6 +21,7 @@ COPY worker ./worker
 COPY producers ./producers
 COPY fake_intercom ./fake_intercom
 COPY demo ./demo
+COPY console ./console
 RUN pip install --no-deps .
 
 # Never run as root: the relay needs no privilege, and a compromised process

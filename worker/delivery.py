@@ -38,7 +38,7 @@ from typing import Any, Protocol, Sequence
 import httpx
 
 from worker.actions import ACTIONS, ActionContext, action_of
-from worker.actions.common import load_fields
+from worker.actions.common import WorkspacePolicy, load_fields
 from worker.intercom.errors import IntercomError, InvalidPayload
 from worker.mappings import Mapping, MappingError
 from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
@@ -214,6 +214,7 @@ class DeliveryRun:
             companies=self.rt.companies,
             skip=self.rt.skip,
             mapping_version=mapping.fingerprint if mapping else "",
+            workspace=WorkspacePolicy(merge_leads_by_email=self.rt.settings.merge_leads_by_email),
         )
         absorbed: list[str] = []
         try:

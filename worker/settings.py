@@ -78,6 +78,9 @@ class Settings:
     skip_unchanged: bool = True
     # LAST_SEEN_RESOLUTION_SECONDS: last_seen_at moving by less than this alone is no change.
     last_seen_resolution: float = 300.0
+    # MERGE_LEADS_BY_EMAIL: a user identify merges into the user the leads in Intercom that share
+    # its email (made before the relay, or by the Messenger), not only those in the relay's cache.
+    merge_leads_by_email: bool = True
     # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
@@ -126,6 +129,7 @@ class Settings:
             pause_probe_seconds=_number(env, "PAUSE_PROBE_SECONDS", default.pause_probe_seconds, minimum=1),
             skip_unchanged=_flag(env, "SKIP_UNCHANGED", default.skip_unchanged),
             last_seen_resolution=_number(env, "LAST_SEEN_RESOLUTION_SECONDS", default.last_seen_resolution, minimum=0),
+            merge_leads_by_email=_flag(env, "MERGE_LEADS_BY_EMAIL", default.merge_leads_by_email),
             worker_cpu=_worker_cpu(env),
         )
 

@@ -95,13 +95,13 @@ def test_an_uncached_contact_is_searched_by_external_id_then_email(stub, make_ct
         "POST",
         "/contacts/search",
         answer=found(),
-        body={"query": {"field": "external_id", "operator": "=", "value": "u1"}, "pagination": {"per_page": 10}},
+        body={"query": {"field": "external_id", "operator": "=", "value": "u1"}, "pagination": {"per_page": 50}},
     )
     stub.expect(
         "POST",
         "/contacts/search",
         answer=found(contact("c3")),
-        body={"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 10}},
+        body={"query": {"field": "email", "operator": "=", "value": "a@x.io"}, "pagination": {"per_page": 50}},
     )
     stub.expect("POST", "/contacts/c3/companies", answer=COMPANY)
     result = perform(make_ctx(user_id="u1"), {"company_id": "acme", "external_id": "u1", "email": "a@x.io"})

@@ -146,7 +146,7 @@ def test_by_email_of_a_lead_searches_then_sends_by_intercom_id(stub, make_ctx, c
         "POST",
         "/contacts/search",
         answer=found(contact("lead1", "lead")),
-        body={"query": {"field": "email", "operator": "=", "value": "ann@example.com"}, "pagination": {"per_page": 10}},
+        body={"query": {"field": "email", "operator": "=", "value": "ann@example.com"}, "pagination": {"per_page": 50}},
     )
     stub.expect("POST", "/events", status=202, body={"event_name": "Viewed", "created_at": 5, "id": "lead1"})
     result = perform(make_ctx(anonymous_id="anon1"), {"event_name": "Viewed", "created_at": 5, "email": "ann@example.com"})

@@ -17,7 +17,7 @@ BLOCKS = [
 
 
 def test_the_doc_has_its_examples():
-    assert len(BLOCKS) == 6
+    assert len(BLOCKS) == 7
 
 
 @pytest.mark.parametrize("language, document", BLOCKS)

@@ -29,6 +29,25 @@ T = TypeVar("T")
 #: A lookup needs the best match, not a page: the user if there is one.
 SEARCH_PAGE = 10
 
+#: A search that must see every match (all the leads with an email) reads pages this big,
+#: Intercom's default, and at most this many of them: a workspace with more contacts
+#: sharing one email than that has a problem no sync should paper over.
+SEARCH_ALL_PAGE = 50
+SEARCH_MAX_PAGES = 20
+
+
+@dataclass(frozen=True)
+class WorkspacePolicy:
+    """How identify treats contacts the relay did not make itself (issue 11).
+
+    Both on in production; tests of the cache alone may turn them off.
+    """
+
+    #: A lead identify for an anonymous id not seen yet updates the lead that has its email.
+    find_leads_by_email: bool = True
+    #: MERGE_LEADS_BY_EMAIL: a user identify merges the leads that share its email, found in Intercom.
+    merge_leads_by_email: bool = True
+
 
 @dataclass
 class ActionContext:
@@ -44,6 +63,7 @@ class ActionContext:
     skip: SkipPolicy = field(default_factory=SkipPolicy)
     #: The fingerprint of the mapping that made the fields: a new mapping is never skipped.
     mapping_version: str = ""
+    workspace: WorkspacePolicy = field(default_factory=WorkspacePolicy)
     #: Intercom calls made by this action so far. The client's own counter is
     #: shared by every thread of the worker, so it can't tell one event's calls.
     calls: int = field(default=0, init=False)
@@ -127,15 +147,49 @@ def invalid_payload(messages: Any) -> InvalidPayload:
 
 
 def search_contact(ctx: ActionContext, field_name: str, value: str, *, role: str | None = None) -> dict | None:
-    """One search call for ``field = value``; the first user found, else the first lead."""
+    """The best contact with ``field = value`` (see :func:`best_contact`), every page read."""
+    return best_contact(ctx, find_contacts(ctx, field_name, value, role=role), f"{field_name}={value!r}")
+
+
+def find_contacts(ctx: ActionContext, field_name: str, value: str, *, role: str | None = None) -> list[dict]:
+    """Every contact with ``field = value`` (and the role), following Intercom's pages.
+
+    One call when the first page holds them all, as it nearly always does.
+    """
     query: dict[str, Any] = {"field": field_name, "operator": "=", "value": value}
     if role:
         query = {"operator": "AND", "value": [query, {"field": "role", "operator": "=", "value": role}]}
-    found = ctx.call(ctx.client.search_contacts, query, per_page=SEARCH_PAGE)
-    contacts = [c for c in found.get("data") or [] if isinstance(c, dict) and c.get("id")]
-    users = [c for c in contacts if c.get("role") == "user"]
-    best = users or contacts
-    return best[0] if best else None
+    contacts: list[dict] = []
+    cursor: str | None = None
+    for _ in range(SEARCH_MAX_PAGES):
+        page = ctx.call(ctx.client.search_contacts, query, per_page=SEARCH_ALL_PAGE, starting_after=cursor)
+        contacts += [c for c in page.get("data") or [] if isinstance(c, dict) and c.get("id")]
+        cursor = ((page.get("pages") or {}).get("next") or {}).get("starting_after")
+        if not cursor:
+            return contacts
+    ctx.log.warning("more than %d contacts have %s; only the first ones were read", len(contacts), field_name)
+    return contacts
+
+
+def best_contact(ctx: ActionContext, contacts: list[dict], what: str) -> dict | None:
+    """The documented rule when several contacts match: a user before a lead, then the oldest.
+
+    The oldest (``created_at``, then id) is the one Segment's destination or the Messenger
+    made first, which earlier events and conversations are attached to.  A log line says
+    which was chosen among how many.
+    """
+    if not contacts:
+        return None
+    ranked = sorted(contacts, key=lambda c: (c.get("role") != "user", c.get("created_at") or 0, str(c["id"])))
+    if len(ranked) > 1:
+        ctx.log.info(
+            "%d contacts match %s; using %s (%s): a user before a lead, then the oldest",
+            len(ranked),
+            what,
+            ranked[0]["id"],
+            ranked[0].get("role"),
+        )
+    return ranked[0]
 
 
 def _blank(value: Any) -> bool:

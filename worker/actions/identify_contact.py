@@ -5,14 +5,19 @@ Calls per event, against Segment's search + write (2):
 - user already cached: one PUT; a stale id (404/410) is forgotten, then as below;
 - new user with an external_id: one POST (create first); if Intercom answers
   409 "already exists with id=X" (its search index lags), one more PUT to X;
-- user with only an email: a search for a user with that email, then PUT or POST;
+- user with only an email: a search (every page) for the contacts with that email,
+  then PUT to the user, or PUT making the oldest lead the user, or POST;
 - lead: PUT when its anonymous id is cached (as a lead, or as the user it has
   become), else POST;
 - plus one merge per lead of the same person when the identify is for a user:
   a lead cached under the event's anonymous id or under the user's email (the
   match Intercom itself calls a duplicate), or made for the anonymous id and
-  not cached yet (worker/store/contacts.py, the lead note).  The lead's events and companies
-  move to the user, and so do its cached ids and memberships.
+  not cached yet (worker/store/contacts.py, the lead note), and (MERGE_LEADS_BY_EMAIL)
+  the leads in Intercom with the user's email, searched for once per user and email
+  (the first identify with a cold cache, or a new email).  The lead's events and companies
+  move to the user, and so do its cached ids and memberships;
+- lead not cached, with an email: a search for a lead with that email (made before the
+  relay, by Segment or the Messenger), then PUT to it, else POST.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.actions.action import Action
-from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
-from worker.actions.unchanged import holds, record
+from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, best_contact, find_contacts, load_fields, search_contact
+from worker.actions.unchanged import holds, record, recorded
 from worker.intercom.errors import (
     AwaitingSearch,
     Conflict,
@@ -102,12 +107,13 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     """Create or update the contact; returns its id, role, any merged lead and the calls made."""
     fields = load_fields(Fields, fields)
     body = build_body(fields)
+    found_leads: list[dict] | None = None  # the leads with the user's email, when a search found them already
     if fields["role"] == "lead":
         contact, role = _identify_lead(ctx, body)
     else:
-        contact, role = _identify_user(ctx, body), "user"
+        (contact, found_leads), role = _identify_user(ctx, body), "user"
     role = contact.get("role") or role
-    merged = _merge_leads(ctx, contact["id"], fields.get("email")) if role == "user" else []
+    merged = _merge_leads(ctx, contact["id"], fields.get("email"), found_leads) if role == "user" else []
     contact_id, role, late = _link_anonymous(ctx, contact["id"], role)
     ctx.contacts.remember(
         contact_id,
@@ -141,21 +147,44 @@ def _link_anonymous(ctx: ActionContext, contact_id: str, role: str) -> tuple[str
     return contact_id, role, []
 
 
-def _identify_user(ctx: ActionContext, body: dict) -> dict:
-    """Update the cached user, else create it (by external_id) or find it (by email)."""
+def _identify_user(ctx: ActionContext, body: dict) -> tuple[dict, list[dict] | None]:
+    """Update the cached user, else create it (by external_id) or find it (by email).
+
+    Returns the contact, and the leads with its email when finding it searched for them.
+    """
     external_id, email = body.get("external_id"), body.get("email")
     cached = ctx.contacts.get(external_id=external_id) if external_id else ctx.contacts.get(email=email)
     if cached is not None and cached.role == "user":
         contact = _update_known(ctx, cached.id, body, cached.sent)
         if contact is not None:
-            return contact
+            return contact, None
     if external_id:
-        return _create(ctx, body)
+        return _create(ctx, body), None
     if not email:  # the schema refuses a user with neither
         raise InvalidPayload("email", "a user needs an email when external_id is blank")
-    # Email-only users have no unique key for Intercom to 409 on: look first.
-    found = search_contact(ctx, "email", email, role="user")
-    return _wrote(ctx, ctx.call(ctx.client.update_contact, found["id"], body), body) if found else _create(ctx, body)
+    return _identify_user_by_email(ctx, body, email)
+
+
+def _identify_user_by_email(ctx: ActionContext, body: dict, email: str) -> tuple[dict, list[dict]]:
+    """An email-only user: the user with that email, else the lead with it becomes the user, else a new user.
+
+    Email-only users have no unique key for Intercom to 409 on, so one search (every
+    page) comes first; it finds the leads with the email too, for the merge that follows.
+    """
+    matches = find_contacts(ctx, "email", email)
+    users = [c for c in matches if c.get("role") == "user"]
+    leads = [c for c in matches if c.get("role") == "lead"]
+    found = best_contact(ctx, users, f"email={email!r}")
+    if found is not None:
+        return _wrote(ctx, ctx.call(ctx.client.update_contact, found["id"], body), body), leads
+    lead = best_contact(ctx, leads, f"email={email!r}") if ctx.workspace.merge_leads_by_email else None
+    if lead is None:
+        return _create(ctx, body), leads
+    # One contact, its history kept: the lead is made the user, the other leads are merged into it.
+    ctx.log.info("no user has email %r; lead %s becomes the user", email, lead["id"])
+    ctx.contacts.became_user(lead["id"])
+    contact = _wrote(ctx, ctx.call(ctx.client.update_contact, lead["id"], body), body)
+    return contact, [other for other in leads if other["id"] != lead["id"]]
 
 
 def _identify_lead(ctx: ActionContext, body: dict) -> tuple[dict, str]:
@@ -189,6 +218,10 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     if not ctx.anonymous_id:
         return _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     note = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
+    if note is None and body.get("email") and ctx.workspace.find_leads_by_email:
+        existing = _existing_lead(ctx, body)
+        if existing is not None:
+            return existing
     if note is not None and note.lead_id:
         made = _update_known(ctx, note.lead_id, body)
         if made is not None:
@@ -209,6 +242,20 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     # The merge into its user may still fail (a 429, a timeout): its retry finds the lead here.
     ctx.contacts.lead_created(ctx.anonymous_id, lead["id"])
     return lead
+
+
+def _existing_lead(ctx: ActionContext, body: dict) -> dict | None:
+    """The lead that already has this email (made by Segment, the Messenger, an import), updated; else None.
+
+    An anonymous id the relay has not seen, with an email, is most often a lead
+    Intercom already holds: updating it keeps one contact where creating would make two.
+    """
+    found = search_contact(ctx, "email", body["email"], role="lead")
+    if found is None:
+        return None
+    assert ctx.anonymous_id  # only called for an anonymous id's lead
+    ctx.contacts.lead_created(ctx.anonymous_id, found["id"])  # a failed update's retry updates it too
+    return _update_known(ctx, found["id"], body)
 
 
 def _note_unfinished_lead(ctx: ActionContext, anonymous_id: str, email: str | None) -> None:
@@ -279,17 +326,31 @@ def _create(ctx: ActionContext, body: dict) -> dict:
         return contact
 
 
-def _merge_leads(ctx: ActionContext, user_id: str, email: str | None) -> list[str]:
+def _merge_leads(ctx: ActionContext, user_id: str, email: str | None, found: list[dict] | None = None) -> list[str]:
     """Merge the person's leads into the user; the ids of the leads merged.
 
-    Those cached under the anonymous id or the email, and the one a lead
-    identify of the same anonymous id made and has not cached yet.
+    Those cached under the anonymous id or the email, the one a lead identify
+    of the same anonymous id made and has not cached yet, and (MERGE_LEADS_BY_EMAIL)
+    the leads in Intercom with the user's email: ``found`` when a search already
+    listed them, else a search, made only while the relay has not yet sent this
+    email to this user (a cold cache, a new user, a changed email), so that a
+    known user's identify costs no search.
     """
     leads = ctx.contacts.leads_of(anonymous_id=ctx.anonymous_id, email=email)
-    for lead_id in leads:
-        if lead_id != user_id:
-            _merge(ctx, lead_id, user_id)
-    return [lead_id for lead_id in leads if lead_id != user_id]
+    if email and ctx.workspace.merge_leads_by_email:
+        if found is None and not _email_settled(ctx, user_id, email):
+            found = find_contacts(ctx, "email", email, role="lead")
+        leads += [lead["id"] for lead in found or [] if lead["id"] not in leads]
+    merged = [lead_id for lead_id in leads if lead_id != user_id]
+    for lead_id in merged:
+        _merge(ctx, lead_id, user_id)
+    return merged
+
+
+def _email_settled(ctx: ActionContext, user_id: str, email: str) -> bool:
+    """Whether the relay's record says it already sent this email to this user (leads then merged)."""
+    cached = ctx.contacts.get(email=email)
+    return cached is not None and cached.id == user_id and recorded(cached.sent, user_id, "email", email)
 
 
 def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:

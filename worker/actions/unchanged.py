@@ -57,6 +57,12 @@ def holds(sent: str | None, target: str, body: dict, fingerprint: str, policy: S
     return True
 
 
+def recorded(sent: str | None, target: str, name: str, value: Any) -> bool:
+    """Whether the record says ``name`` was sent to ``target`` with this value (SKIP_UNCHANGED or not)."""
+    loaded = _load(sent) if sent else None
+    return loaded is not None and loaded.get("c") == target and (loaded.get("b") or {}).get(name) == value
+
+
 def record(previous: str | None, target: str, body: dict, fingerprint: str) -> str:
     """The record after ``body`` was written to ``target``, over what ``previous`` says of it."""
     fields: dict[str, Any] = {}

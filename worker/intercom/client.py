@@ -140,10 +140,15 @@ class IntercomClient:
         """PUT /contacts/{id}: update a contact's fields."""
         return self._request("PUT", f"/contacts/{_segment(contact_id)}", body)
 
-    def search_contacts(self, query: dict, per_page: int = DEFAULT_SEARCH_PAGE) -> dict:
-        """POST /contacts/search with one filter or a group; returns a contact list."""
-        body = {"query": query, "pagination": {"per_page": per_page}}
-        return self._request("POST", "/contacts/search", body)
+    def search_contacts(self, query: dict, per_page: int = DEFAULT_SEARCH_PAGE, starting_after: str | None = None) -> dict:
+        """POST /contacts/search with one filter or a group; returns one page of a contact list.
+
+        ``starting_after`` is the cursor of the previous page's ``pages.next``.
+        """
+        pagination: dict[str, Any] = {"per_page": per_page}
+        if starting_after:
+            pagination["starting_after"] = starting_after
+        return self._request("POST", "/contacts/search", {"query": query, "pagination": pagination})
 
     def merge_contacts(self, from_id: str, into_id: str, *, skip_duplicate_validation: bool = False) -> dict:
         """POST /contacts/merge: merge lead ``from_id`` into user ``into_id``."""

@@ -122,6 +122,20 @@ class ContactCache:
             pipe.expire(rkeys.contact_companies(new_id), self.ttl)
         pipe.execute()
 
+    def became_user(self, contact_id: str) -> None:
+        """A lead was made a user in place: its keys now say so, and hold no record of what was sent.
+
+        The record of the lead's writes says ``role: lead``; kept, it would let a later
+        identify be skipped against a contact that has changed under it.
+        """
+        keys = self._owned_keys(contact_id)
+        if keys:
+            pipe = self.redis.pipeline()
+            for key in keys:
+                pipe.hset(key, "role", "user")
+                pipe.hdel(key, "sent")
+            pipe.execute()
+
     def link_anonymous(self, anonymous_id: str, contact_id: str, role: str, *, sent: str | None = None) -> CachedContact | None:
         """Point an anonymous id at a contact atomically; returns who held it before.
 

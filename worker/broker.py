@@ -24,9 +24,12 @@ the broker URL (redis:// or rediss://) still says where Redis is.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from celery import Celery
+from kombu import Connection
 from kombu.transport import redis as kombu_redis
 
 from worker.settings import Settings
@@ -61,6 +64,34 @@ class Transport(kombu_redis.Transport):
 
 #: The value of Celery's ``broker_transport`` setting that selects this transport.
 TRANSPORT = f"{__name__}:Transport"
+
+
+#: An ingest message a worker took and has not acknowledged after this long is
+#: put back on the queue by the sweep: its worker died (or lost Redis) while
+#: holding it.  An ingest takes milliseconds, and appending twice is harmless,
+#: so this need not wait for the visibility timeout, while the people in it
+#: wait for their events to reach their lanes.
+STALE_INGEST_SECONDS = 20.0
+
+
+def restore_stale_ingests(connection: Connection, older_than: float = STALE_INGEST_SECONDS, limit: int = 100) -> int:
+    """Put back on the queue the ingest messages taken more than ``older_than`` s ago and never acknowledged.
+
+    Celery's Redis transport keeps a taken message in its ``unacked`` hash,
+    indexed by when it was taken, until the task acknowledges it; it restores
+    the forgotten ones only after the visibility timeout (ten minutes here).
+    Returns how many were restored.
+    """
+    channel: Any = connection.default_channel  # kombu's Redis channel: its unacked keys and QoS
+    client = channel.client
+    tags = client.zrangebyscore(channel.unacked_index_key, "-inf", time.time() - older_than, start=0, num=limit)
+    restored = 0
+    for tag in tags:
+        raw = client.hget(channel.unacked_key, tag)
+        if raw and json.loads(raw)[0].get("headers", {}).get("task") == INGEST_TASK:
+            channel.qos.restore_by_tag(tag, client)
+            restored += 1
+    return restored
 
 
 def broker_config(settings: Settings) -> dict[str, Any]:

@@ -18,11 +18,13 @@ The decisions (which outcome leads where) live in ``delivery.py``.
 from __future__ import annotations
 
 import logging
+import time
 
-from celery import Celery
+from celery import Celery, Task
+from redis.exceptions import RedisError
 
 from worker.actions import ACTIONS
-from worker.broker import INGEST_TASK, SWEEP_TASK
+from worker.broker import INGEST_TASK, SWEEP_TASK, restore_stale_ingests
 from worker.delivery import TaskLike, deliver, dispatch
 from worker.mappings import select
 from worker.runtime import Runtime, get_runtime
@@ -30,6 +32,9 @@ from worker.store.history import History
 from worker.store.lanes import person_of
 
 log = logging.getLogger("worker.tasks")
+
+#: The longest an ingest task waits between two tries while Redis does not answer.
+INGEST_RETRY_CAP_SECONDS = 10.0
 
 
 def register_tasks(app: Celery) -> None:
@@ -41,7 +46,24 @@ def register_tasks(app: Celery) -> None:
 
 
 def ingest(task: TaskLike, envelopes: list[dict]) -> dict:
-    """Append each accepted event to its person's lane; send the lanes this woke."""
+    """Append each accepted event to its person's lane; send the lanes this woke.
+
+    A Redis that does not answer is waited for, never given up on: a failed
+    ingest task would be acknowledged as done once Redis answers again, and
+    its events would never reach their lanes.  Appending is idempotent (an
+    acceptance seen again changes nothing), so trying again is safe.
+    """
+    wait = 0.5
+    while True:
+        try:
+            return _ingest(task, envelopes)
+        except RedisError as exc:
+            log.warning("ingest: Redis does not answer (%s); trying again in %.0f s", type(exc).__name__, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, INGEST_RETRY_CAP_SECONDS)
+
+
+def _ingest(task: TaskLike, envelopes: list[dict]) -> dict:
     rt = get_runtime()
     mappings = list(rt.mappings.values())
     pipe = rt.redis.pipeline(transaction=False)
@@ -64,25 +86,28 @@ def run_action(task: TaskLike, person: str, delivery: str) -> dict:
     return deliver(task, get_runtime(), person, delivery)
 
 
-def sweep(task: TaskLike) -> dict:
+def sweep(task: Task) -> dict:
     """Periodic housekeeping; safe to run on any number of beat ticks at once."""
     rt = get_runtime()
     woken = rt.lanes.sweep()
     for person, head in woken:
         dispatch(task.app, person, head)
+    with task.app.connection_for_write() as connection:
+        restored = restore_stale_ingests(connection)
     expired = rt.lanes.expire_parked()
     trimmed = rt.dead_letters.trim()
     resumed = _probe_pause(rt)
     History(rt.redis).snapshot_if_due(rt.budget.key)  # the console's charts: once per 10-s window
-    if woken or expired or trimmed or resumed:
+    if woken or restored or expired or trimmed or resumed:
         log.info(
-            "sweep: resent %d lanes, dead-lettered %d parked, trimmed %d dead letters%s",
+            "sweep: resent %d lanes, restored %d ingest messages, dead-lettered %d parked, trimmed %d dead letters%s",
             len(woken),
+            restored,
             expired,
             trimmed,
             ", destination resumed" if resumed else "",
         )
-    return {"resent": len(woken), "expired_parked": expired, "trimmed": trimmed}
+    return {"resent": len(woken), "restored_ingests": restored, "expired_parked": expired, "trimmed": trimmed}
 
 
 def _record(person: str, seq: int, mapping: str, action: str, event: dict) -> dict:

@@ -38,8 +38,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from console.app import mount as mount_console
 from producers.cors import Cors
 from producers.enqueue import BackPressure, Enqueuer
 from producers.events import BATCH_SHARED, EVENT_TYPES, InvalidEvent, validate_event
@@ -459,12 +460,14 @@ def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False
             "unauthenticated ingestion explicitly (--no-auth) for a local demo"
         )
     door = Door(enqueuer, keys, require_auth=bool(keys), cors=Cors.from_setting(settings.cors_origins))
-    routes = ingestion_routes(door)
+    routes: list[BaseRoute] = [*ingestion_routes(door)]
     routes += [
         Route("/health", door.health, methods=["GET"]),
         Route("/ready", door.ready, methods=["GET"]),
         Route("/metrics", door.metrics, methods=["GET"]),
         Route("/openapi.json", door.openapi, methods=["GET"]),
+        # The pipeline console, for operators (ADMIN_KEYS; a write key never opens it).
+        mount_console(settings, enqueuer.redis),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
 

@@ -365,3 +365,14 @@ def test_write_keys_never_reach_the_logs(live_server, caplog):
     httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=(WRITE_KEY, ""))
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "wk_wrong_secret" not in logged and WRITE_KEY not in logged
+
+
+def test_the_server_mounts_the_pipeline_console_behind_its_own_keys(redis_url, enqueuer):
+    admin = Settings(redis_url=redis_url, write_keys=(WRITE_KEY,), admin_keys=(("ops", "a-long-admin-password"),))
+    server = LiveServer(create_app(admin, enqueuer)).start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.get("/console/", auth=(WRITE_KEY, "")).status_code == 401  # a write key never opens it
+            assert http.get("/console/", auth=("ops", "a-long-admin-password")).status_code == 200
+    finally:
+        server.stop()

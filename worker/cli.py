@@ -70,6 +70,7 @@ def replay(file: str, dry_run: bool) -> None:
 def status(as_json: bool) -> None:
     """Fleet-wide pipeline counts: accepted, delivered, filtered, parked, retrying, dead-lettered, backlog."""
     from worker.store.counters import Counters  # noqa: PLC0415
+    from worker.store.dropped import DroppedFields  # noqa: PLC0415
     from worker.store.pause import Pause  # noqa: PLC0415
 
     settings = _settings()
@@ -77,12 +78,16 @@ def status(as_json: bool) -> None:
     counts: dict[str, Any] = Counters(redis).snapshot()
     paused = Pause(redis, settings.token_id, settings.pause_probe_seconds).reason()
     counts["paused"] = paused
+    # Fields left out of delivered events because their value could not be converted, by action.field.
+    counts["dropped_fields"] = DroppedFields(redis).snapshot()
     if as_json:
         click.echo(json.dumps(counts, indent=2))
         return
     for name, value in counts.items():
-        if name != "paused":
+        if name not in ("paused", "dropped_fields"):
             click.echo(f"{name:>14}  {value}")
+    for name, value in counts["dropped_fields"].items():
+        click.echo(f"{'dropped':>14}  {value}  {name}")
     if paused:
         click.echo(f"\nPAUSED since {paused['since']}: {paused['reason']}", err=True)
 

@@ -45,6 +45,7 @@ from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
 from worker.runtime import Runtime
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
+from worker.store.dropped import DroppedFields
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
 from worker.store.outcomes import exchange_of
@@ -215,6 +216,8 @@ class DeliveryRun:
             skip=self.rt.skip,
             mapping_version=mapping.fingerprint if mapping else "",
             workspace=WorkspacePolicy(merge_leads_by_email=self.rt.settings.merge_leads_by_email),
+            strict_fields=self.rt.settings.strict_fields,
+            drops=DroppedFields(self.rt.redis),
         )
         absorbed: list[str] = []
         try:

@@ -81,6 +81,9 @@ class Settings:
     # MERGE_LEADS_BY_EMAIL: a user identify merges into the user the leads in Intercom that share
     # its email (made before the relay, or by the Messenger), not only those in the relay's cache.
     merge_leads_by_email: bool = True
+    # STRICT_FIELDS: a mapped value that can't be converted (an unparseable signed_up_at) fails the
+    # whole event, as before; when false only that field is dropped, logged and counted.
+    strict_fields: bool = False
     # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
@@ -130,6 +133,7 @@ class Settings:
             skip_unchanged=_flag(env, "SKIP_UNCHANGED", default.skip_unchanged),
             last_seen_resolution=_number(env, "LAST_SEEN_RESOLUTION_SECONDS", default.last_seen_resolution, minimum=0),
             merge_leads_by_email=_flag(env, "MERGE_LEADS_BY_EMAIL", default.merge_leads_by_email),
+            strict_fields=_flag(env, "STRICT_FIELDS", default.strict_fields),
             worker_cpu=_worker_cpu(env),
         )
 

@@ -37,7 +37,9 @@ def contacts() -> ContactCache:
 def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Iterator[Callable[..., ActionContext]]:
     client = IntercomClient("https://api.intercom.io", TOKEN, transport=httpx.MockTransport(stub))
 
-    def make(*, user_id: str | None = None, anonymous_id: str | None = None, workspace: WorkspacePolicy = CACHE_ONLY) -> ActionContext:
+    def make(
+        *, user_id: str | None = None, anonymous_id: str | None = None, workspace: WorkspacePolicy = CACHE_ONLY, strict_fields: bool = False
+    ) -> ActionContext:
         return ActionContext(
             client=client,
             contacts=contacts,
@@ -45,6 +47,7 @@ def make_ctx(stub: StubIntercom, contacts: ContactCache) -> Iterator[Callable[..
             anonymous_id=anonymous_id,
             log=logging.getLogger("tests.actions"),
             workspace=workspace,
+            strict_fields=strict_fields,
         )
 
     yield make

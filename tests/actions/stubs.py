@@ -19,6 +19,7 @@ class Expected:
     status: int
     answer: Any
     body: Any
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -28,9 +29,11 @@ class StubIntercom:
     expected: list[Expected] = field(default_factory=list)
     requests: list[httpx.Request] = field(default_factory=list)
 
-    def expect(self, method: str, path: str, *, status: int = 200, answer: Any = None, body: Any = ...) -> None:
-        """Expect one call; ``body`` (when given) must equal the JSON sent."""
-        self.expected.append(Expected(method, path, status, answer, body))
+    def expect(
+        self, method: str, path: str, *, status: int = 200, answer: Any = None, body: Any = ..., headers: dict[str, str] | None = None
+    ) -> None:
+        """Expect one call; ``body`` (when given) must equal the JSON sent; ``headers`` go on the answer."""
+        self.expected.append(Expected(method, path, status, answer, body, headers or {}))
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -42,8 +45,8 @@ class StubIntercom:
         if want.body is not ...:
             assert json.loads(request.content) == want.body
         if want.answer is None:
-            return httpx.Response(want.status)
-        return httpx.Response(want.status, json=want.answer)
+            return httpx.Response(want.status, headers=want.headers)
+        return httpx.Response(want.status, json=want.answer, headers=want.headers)
 
     def verify(self) -> None:
         assert not self.expected, f"calls never made: {[(e.method, e.path) for e in self.expected]}"
@@ -57,6 +60,11 @@ def contact(contact_id: str, role: str = "user", **extra: Any) -> dict:
 def error(code: str, message: str | None = None) -> dict:
     """Intercom's error.list body."""
     return {"type": "error.list", "request_id": None, "errors": [{"code": code, "message": message}]}
+
+
+def merged_into(survivor: str) -> dict:
+    """The 410 of a contact merged into ``survivor``: its body and its canonical Link, as **kwargs of expect."""
+    return {"status": 410, "answer": error("contact_merged"), "headers": {"Link": f'</contacts/{survivor}>; rel="canonical"'}}
 
 
 def found(*contacts: dict) -> dict:

@@ -165,3 +165,74 @@ def test_migration_then_a_cold_cache_replay_leave_one_contact_per_person(redis, 
     assert (counts["delivered"], counts["dead_lettered"]) == (len(stream.events), 0)
     assert summary(replayed) == first
     assert duplicates(replayed) == 0
+
+
+def admin_phase_one() -> Stream:
+    """60 users and 40 leads the relay makes and caches; the first 5 users join co-0."""
+    s = Stream()
+    for i in range(60):
+        s.identify({"userId": f"u-{i}"}, email=f"u{i}@acme.io", name=f"U{i}")
+        s.track({"userId": f"u-{i}"}, "Signed Up")
+        if i < 5:
+            s.group({"userId": f"u-{i}"}, 0)
+    for j in range(40):
+        s.identify({"anonymousId": f"a-{j}"}, email=f"lead{j}@acme.io")
+        s.track({"anonymousId": f"a-{j}"}, "Viewed Pricing")
+    return s
+
+
+def admin_phase_two(s: Stream) -> None:
+    """Everyone again, a track before the identify; leads set only a phone, so that a lead
+    an admin merged into a user changes nothing the user's own identify sets."""
+    for i in range(60):
+        s.track({"userId": f"u-{i}"}, "Logged In")
+        s.identify({"userId": f"u-{i}"}, email=f"u{i}@acme.io", name=f"U{i} v2")
+        if 20 <= i < 30:
+            s.group({"userId": f"u-{i}"}, 0)
+    for j in range(40):
+        s.track({"anonymousId": f"a-{j}"}, "Viewed Docs")
+        s.identify({"anonymousId": f"a-{j}"}, phone=f"+1555000{j:04d}")
+
+
+def test_admins_deleting_and_merging_under_a_running_relay_leave_the_exact_state(redis, redis_url, fake_intercom_factory, fleet):
+    fake = fake_intercom_factory()
+    workers = fleet(fake.url)
+    workers.worker("w1", concurrency=6)
+    workers.worker("w2", concurrency=6)
+    workers.beat()
+    stream = admin_phase_one()
+    accept(redis_url, stream.events)
+    wait_until_finished(redis, workers, timeout=60)
+
+    # Admins, in Intercom's UI: delete 10 users, merge 10 leads into other users, delete a company.
+    ids = {c["external_id"] or c["email"]: c["id"] for c in live_contacts(fake.state())}
+    for i in range(10):
+        fake.admin_delete(contact=ids[f"u-{i}"])
+        fake.admin_merge(ids[f"lead{i}@acme.io"], ids[f"u-{10 + i}"])
+    fake.admin_delete(company=next(c["id"] for c in fake.state()["companies"] if c["company_id"] == "co-0"))
+
+    phase_two = Stream()
+    phase_two.clock = stream.clock
+    admin_phase_two(phase_two)
+    accept(redis_url, phase_two.events)
+    counts = wait_until_finished(redis, workers, timeout=60)
+    state = fake.state()
+
+    assert (counts["dead_lettered"], counts["parked"], counts["delivered"]) == (0, 0, len(stream.events) + len(phase_two.events))
+    assert duplicates(state) == 0
+    contacts = {c["external_id"] or c["email"]: (c["role"], c["name"], c["phone"]) for c in live_contacts(state)}
+    expected: dict[str, tuple[str, str | None, str | None]] = {
+        f"u-{i}": ("user", f"U{i} v2", f"+1555000{i - 10:04d}" if 10 <= i < 20 else None) for i in range(60)
+    }
+    expected |= {f"lead{j}@acme.io": ("lead", None, f"+1555000{j:04d}") for j in range(10, 40)}
+    assert contacts == expected and len(live_contacts(state)) == len(expected)
+    events = {
+        c["external_id"] or c["email"]: sorted(e["event_name"] for e in state["events"].get(c["id"], [])) for c in live_contacts(state)
+    }
+    for i in range(60):
+        mine = ["logged in"] + ([] if i < 10 else ["signed up"])  # a deleted user's events went with it
+        theirs = ["viewed docs", "viewed pricing"] if 10 <= i < 20 else []  # the merged lead's, before and after
+        assert events[f"u-{i}"] == sorted(mine + theirs), f"u-{i}"
+    # co-0 was made again by the next group, and only the phase-two members are attached to it.
+    by_id = {c["id"]: c["external_id"] for c in live_contacts(state)}
+    assert sorted(by_id[a["contact_id"]] for a in state["attachments"]) == sorted(f"u-{i}" for i in range(20, 30))

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
 from marshmallow import Schema, ValidationError, fields, pre_load
 
 from worker.actions.unchanged import SkipPolicy
-from worker.intercom.errors import InvalidPayload
+from worker.intercom.errors import ContactMerged, InvalidPayload, NotFound
 from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
+from worker.store.dropped import DroppedFields
 from worker.timestamps import InvalidTimestamp, to_unix_seconds
 
 if TYPE_CHECKING:
@@ -64,6 +65,11 @@ class ActionContext:
     #: The fingerprint of the mapping that made the fields: a new mapping is never skipped.
     mapping_version: str = ""
     workspace: WorkspacePolicy = field(default_factory=WorkspacePolicy)
+    #: STRICT_FIELDS: a mapped value that can't be converted fails the whole event, as before
+    #: issue 11; otherwise only that field is dropped (see :func:`load_fields_dropping`).
+    strict_fields: bool = False
+    #: Where dropped fields are counted, for ``status`` (none in unit tests).
+    drops: DroppedFields | None = None
     #: Intercom calls made by this action so far. The client's own counter is
     #: shared by every thread of the worker, so it can't tell one event's calls.
     calls: int = field(default=0, init=False)
@@ -123,6 +129,60 @@ def load_fields(schema: type[Schema], raw: Mapping[str, Any]) -> dict:
         return schema_instance(schema).load(raw)
     except ValidationError as exc:
         raise invalid_payload(exc.messages) from None
+
+
+def load_fields_dropping(ctx: ActionContext, action: str, schema: type[Schema], raw: Mapping[str, Any]) -> dict:
+    """Validate and convert mapped fields, leaving out those whose value can't be converted.
+
+    An unparseable ``signed_up_at`` or a ``size`` of "about 40" costs that field, with a
+    log line and a count per ``action.field``, not the whole event.  A required field, a
+    rule between fields, or any field under STRICT_FIELDS still fails it (InvalidPayload).
+    """
+    if ctx.strict_fields:
+        return load_fields(schema, raw)
+    instance = schema_instance(schema)
+    fields = dict(raw)
+    dropped: list[str] = []
+    while True:
+        try:
+            loaded = instance.load(fields)
+            break
+        except ValidationError as exc:
+            bad = _droppable(instance, exc.messages, fields)
+            if bad is None:
+                raise invalid_payload(exc.messages) from None
+            for name, problem in bad.items():
+                ctx.log.warning("%s: field %s dropped, its value can't be converted: %s", action, name, _text(problem))
+                fields.pop(name, None)
+                dropped.append(name)
+    if dropped and ctx.drops is not None:
+        ctx.drops.add(action, dropped)
+    return loaded
+
+
+def _droppable(schema: Schema, messages: Any, fields: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The failing fields, if every one is optional and fails on its own value; else None.
+
+    A rule between fields (a user with neither external_id nor email, a lead with an
+    external_id) names a field too, but its value converts: that is a broken mapping or
+    event, and fails the whole event.
+    """
+    if not isinstance(messages, dict) or not messages:
+        return None
+    for name in messages:
+        known = schema.fields.get(str(name))
+        if known is None or known.required or name not in fields or _converts(known, fields[name]):
+            return None
+    return dict(messages)
+
+
+def _converts(field_type: fields.Field, value: Any) -> bool:
+    """Whether the field's own type and validators take the value."""
+    try:
+        field_type.deserialize(value)
+    except ValidationError:
+        return False
+    return True
 
 
 @cache
@@ -190,6 +250,38 @@ def best_contact(ctx: ActionContext, contacts: list[dict], what: str) -> dict | 
             ranked[0].get("role"),
         )
     return ranked[0]
+
+
+def follow_gone(ctx: ActionContext, contact_id: str, exc: NotFound, *, look_up: bool = False) -> str | None:
+    """Where a contact Intercom answered 404 or 410 for went: the survivor of a merge, else None.
+
+    An admin merged it (410, its Link names the survivor): the cached keys and memberships
+    move to the survivor, which the caller writes to instead.  With ``look_up`` a 404 is
+    looked up (GET /contacts/{id}): POST /events answers 404 for a merged contact too,
+    where the contact endpoints answer 410.  Deleted, or merged with no Link to follow: it is forgotten, and the caller
+    looks the person up again (an identify) or waits for the person's next identify (a
+    track or group), as for an unknown person.
+    """
+    if look_up and not isinstance(exc, ContactMerged):
+        exc = _looked_up(ctx, contact_id) or exc
+    if isinstance(exc, ContactMerged) and exc.into and exc.into != contact_id:
+        ctx.log.info("contact %s was merged into %s in Intercom; following it", contact_id, exc.into)
+        ctx.contacts.move(contact_id, exc.into, "user")  # only a lead merges, and only into a user
+        return exc.into
+    ctx.log.info("contact %s is gone from Intercom; forgetting it", contact_id)
+    ctx.contacts.forget(contact_id)
+    return None
+
+
+def _looked_up(ctx: ActionContext, contact_id: str) -> ContactMerged | None:
+    """The 410 a lookup of the contact answers, if it was merged; None otherwise."""
+    try:
+        ctx.call(ctx.client.get_contact, contact_id)
+    except ContactMerged as merged:
+        return merged
+    except NotFound:
+        return None
+    return None
 
 
 def _blank(value: Any) -> bool:

@@ -18,7 +18,15 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from worker.actions.action import Action
-from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.actions.common import (
+    ActionContext,
+    FieldsSchema,
+    StrId,
+    UnixSeconds,
+    follow_gone,
+    load_fields_dropping,
+    search_contact,
+)
 from worker.actions.unchanged import holds, record
 from worker.intercom.errors import ContactNotFound, NotFound, RetryableError
 
@@ -53,7 +61,7 @@ def build_body(fields: dict) -> dict:
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Upsert the company (unless it is unchanged) and attach the contact; returns both ids, what was done, calls."""
-    fields = load_fields(Fields, fields)
+    fields = load_fields_dropping(ctx, "identify_company", Fields, fields)
     company_id = _upsert(ctx, fields["company_id"], build_body(fields))
     contact_id = _find_contact(ctx, fields)
     attached = not ctx.contacts.is_member(contact_id, company_id)
@@ -91,7 +99,11 @@ def _find_contact(ctx: ActionContext, fields: dict) -> str:
 
 
 def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str, company_id: str) -> None:
-    """Attach the contact to the company and remember that it is."""
+    """Attach the contact to the company and remember that it is.
+
+    A contact an admin merged into a user (410 with its Link) is followed: the
+    survivor is attached.
+    """
     try:
         ctx.call(ctx.client.attach_company, contact_id, company_intercom_id)
     except NotFound as exc:
@@ -101,8 +113,12 @@ def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str, compa
             if ctx.companies is not None:
                 ctx.companies.forget(company_id)
             raise RetryableError(str(exc), exc.status, exc.body, exc.code) from exc
-        ctx.contacts.forget(contact_id)
-        raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
+        survivor = follow_gone(ctx, contact_id, exc)
+        if survivor is None:
+            raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
+        if not ctx.contacts.is_member(survivor, company_intercom_id):
+            _attach(ctx, survivor, company_intercom_id, company_id)
+        return
     ctx.contacts.remember_membership(contact_id, company_intercom_id)
 
 

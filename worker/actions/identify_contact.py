@@ -28,7 +28,17 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.actions.action import Action
-from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, best_contact, find_contacts, load_fields, search_contact
+from worker.actions.common import (
+    ActionContext,
+    FieldsSchema,
+    StrId,
+    UnixSeconds,
+    best_contact,
+    find_contacts,
+    follow_gone,
+    load_fields_dropping,
+    search_contact,
+)
 from worker.actions.unchanged import holds, record, recorded
 from worker.intercom.errors import (
     AwaitingSearch,
@@ -50,6 +60,9 @@ LEAD_SEARCH_WAIT_SECONDS = 180.0
 LEAD_SEARCH_EVERY_SECONDS = 15.0
 
 ROLES = ("user", "lead")
+
+#: A merged contact's survivor may itself have been merged since: followed this many times.
+MAX_MERGES_FOLLOWED = 3
 
 # Intercom's order of the contact fields, for readable request logs.
 BODY_FIELDS = (
@@ -105,7 +118,7 @@ def build_body(fields: dict) -> dict:
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Create or update the contact; returns its id, role, any merged lead and the calls made."""
-    fields = load_fields(Fields, fields)
+    fields = load_fields_dropping(ctx, "identify_contact", Fields, fields)
     body = build_body(fields)
     found_leads: list[dict] | None = None  # the leads with the user's email, when a search found them already
     if fields["role"] == "lead":
@@ -295,17 +308,22 @@ def _update_known(ctx: ActionContext, contact_id: str, body: dict, sent: str | N
     """PUT to a contact we believe exists; None (and forgotten) if it is gone.
 
     No call at all when ``sent``, the record of what was last sent to it,
-    already holds the body (SKIP_UNCHANGED): Intercom has it.
+    already holds the body (SKIP_UNCHANGED): Intercom has it.  A contact an
+    admin merged into a user (410) is followed: the survivor is written to,
+    with the traits only (it is a user, whatever this identify's role).
     """
     if holds(sent, contact_id, body, ctx.mapping_version, ctx.skip):
         return {"id": contact_id}
-    try:
-        return _wrote(ctx, ctx.call(ctx.client.update_contact, contact_id, body), body, sent)
-    except NotFound:
-        # Deleted, or merged away (410) in Intercom since we cached it.
-        ctx.log.info("contact %s is gone from Intercom; forgetting it", contact_id)
-        ctx.contacts.forget(contact_id)
-        return None
+    for _ in range(MAX_MERGES_FOLLOWED):
+        try:
+            return _wrote(ctx, ctx.call(ctx.client.update_contact, contact_id, body), body, sent)
+        except NotFound as exc:
+            survivor = follow_gone(ctx, contact_id, exc)
+            if survivor is None:
+                return None
+            contact_id, sent = survivor, None
+            body = {k: v for k, v in body.items() if k not in ("role", "external_id")} if body.get("role") == "lead" else body
+    return None
 
 
 def _wrote(ctx: ActionContext, contact: dict, body: dict, previous: str | None = None) -> dict:

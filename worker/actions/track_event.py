@@ -22,7 +22,15 @@ from typing import Any, Iterator, Mapping
 from marshmallow import fields, validate
 
 from worker.actions.action import Action
-from worker.actions.common import ActionContext, FieldsSchema, StrId, UnixSeconds, load_fields, search_contact
+from worker.actions.common import (
+    ActionContext,
+    FieldsSchema,
+    StrId,
+    UnixSeconds,
+    follow_gone,
+    load_fields_dropping,
+    search_contact,
+)
 from worker.intercom.errors import ContactNotFound, InvalidPayload, NotFound
 
 #: Intercom ignores metadata keys beyond the first 10 of an event.
@@ -91,7 +99,7 @@ def flatten_metadata(metadata: Mapping[str, Any], price: dict | None = None) -> 
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Send the event for the contact; returns the Intercom id used, dropped keys and calls."""
-    fields = load_fields(Fields, fields)
+    fields = load_fields_dropping(ctx, "track_event", Fields, fields)
     body, dropped = _build(fields)
     if dropped:
         ctx.log.warning(
@@ -178,14 +186,20 @@ def _by_email(ctx: ActionContext, email: str) -> str:
 
 
 def _send(ctx: ActionContext, body: dict, fields: dict, contact_id: str | None) -> None:
-    """POST the event; a 404 means the contact is unknown: forget it, park the event."""
+    """POST the event; a 404 means the contact is unknown: forget it, park the event.
+
+    A contact an admin merged into a user is followed (POST /events answers
+    404 for it; a lookup finds the 410 and its Link): the event goes to the survivor.
+    """
     try:
         ctx.call(ctx.client.create_event, body)
     except NotFound as exc:
         stale = contact_id or _cached_id(ctx, fields.get("user_id"))
-        if stale:
-            ctx.contacts.forget(stale)
-        raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
+        # Only an event sent by Intercom id can name a merged lead: a user is never merged away.
+        survivor = follow_gone(ctx, stale, exc, look_up=contact_id is not None) if stale else None
+        if survivor is None:
+            raise ContactNotFound(str(exc), exc.status, exc.body, exc.code) from exc
+        _send(ctx, {**body, "id": survivor}, fields, survivor)
 
 
 def _cached_id(ctx: ActionContext, external_id: str | None) -> str | None:

@@ -33,7 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from worker.intercom.errors import IntercomError, RetryableError, from_transport_error
+from worker.intercom.errors import IntercomError, RetryableError, from_transport_error, with_merge_target
 from worker.policy import classify
 from worker.settings import INTERCOM_VERSION, Settings
 
@@ -158,6 +158,10 @@ class IntercomClient:
             body["skip_duplicate_validation"] = True
         return self._request("POST", "/contacts/merge", body)
 
+    def get_contact(self, contact_id: str) -> dict:
+        """GET /contacts/{id}: 200, 404 (deleted or unknown) or 410 with the Link of a merged contact."""
+        return self._request("GET", f"/contacts/{_segment(contact_id)}")
+
     def delete_contact(self, contact_id: str) -> dict:
         """DELETE /contacts/{id}."""
         return self._request("DELETE", f"/contacts/{_segment(contact_id)}")
@@ -188,6 +192,8 @@ class IntercomClient:
         response = self._send(method, path, body)
         self._budget.observe(response, slot)
         error = classify(response)
+        if error is not None:
+            error = with_merge_target(error, response)
         log.debug("intercom %s %s -> %s", method, path, response.status_code)
         if error is not None:
             raise _scrubbed(error, self._token)

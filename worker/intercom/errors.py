@@ -10,6 +10,7 @@ reads it and never inspects status codes itself::
     ├── PermanentError                 dead-letter now, with Intercom's error body (400, 403, 422, 501, other 4xx)
     │   ├── InvalidPayload             the mapped fields fail the action's schema; .field names it (no HTTP involved)
     │   ├── NotFound                   404 or 410 for any resource; actions turn "no such contact" into ContactNotFound
+    │   │   └── ContactMerged          410 for a contact merged into another: .into, from the canonical Link
     │   └── Conflict                   409; actions read the existing contact's id with conflicting_contact_id()
     ├── ContactNotFound                404 for a contact that does not exist (yet): the caller parks the event
     └── Unauthorized                   401: the token is bad for every event; the caller pauses the destination
@@ -101,6 +102,14 @@ class NotFound(PermanentError):
     """A 404 (or 410 Gone, for a merged contact); permanent unless the action knows better."""
 
 
+class ContactMerged(NotFound):
+    """A 410 for a contact merged into another; ``into`` is the survivor's id, from the canonical Link."""
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None, code: str | None = None, *, into: str | None) -> None:
+        super().__init__(message, status, body, code)
+        self.into = into
+
+
 class Conflict(PermanentError):
     """A 409; permanent unless the action can use the existing contact's id."""
 
@@ -116,6 +125,18 @@ class Unauthorized(IntercomError):
 def from_transport_error(exc: httpx.TransportError) -> RetryableError:
     """A timeout or connection failure: the request may not have arrived, so retry."""
     return RetryableError(f"{_request_line(exc)}: {type(exc).__name__}: {exc}".rstrip(": "))
+
+
+# A 410's header: Link: </contacts/6762f0dd1bb69f9f2193bb83>; rel="canonical"
+_CANONICAL = re.compile(r"<[^>]*/contacts/([A-Za-z0-9_-]+)>\s*;\s*rel=\"?canonical")
+
+
+def with_merge_target(error: IntercomError, response: httpx.Response) -> IntercomError:
+    """A 410 for a merged contact becomes ContactMerged, naming the contact it was merged into."""
+    if response.status_code != 410 or not isinstance(error, NotFound):
+        return error
+    found = _CANONICAL.search(response.headers.get("link", ""))
+    return ContactMerged(str(error), error.status, error.body, error.code, into=found.group(1) if found else None)
 
 
 def conflicting_contact_id(error: IntercomError) -> str | None:

@@ -127,3 +127,8 @@ def company(company_id: str) -> str:
 def lead_note(anonymous_id: str) -> str:
     """Hash {began, lead}: a lead's creation in progress for an anonymous id."""
     return f"{CONTACT_PREFIX}lead-note:{anonymous_id}"
+
+
+#: Hash "action.field" -> how many times a mapped value that could not be converted was
+#: dropped from its event (dropped.py; STRICT_FIELDS=false).
+DROPPED_FIELDS = PREFIX + "dropped_fields"

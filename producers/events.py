@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +39,12 @@ EVENT_TYPES = ("identify", "track", "group", "page", "screen", "alias")
 #: that a pipeline that works here also works against Segment, and so that one
 #: event can never be a large share of a Redis queue message.
 MAX_EVENT_BYTES = 32 * 1024
+
+#: How deep an event may nest objects and arrays; Segment's own traits and
+#: properties rarely go past 4, and a worker must be able to decode it.
+MAX_DEPTH = 32
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 #: The fields of the batch request applied to every event in it.
 BATCH_SHARED = ("context", "integrations", "sentAt")
@@ -82,7 +90,10 @@ class _Identifier(fields.Field):
 class _Timestamp(fields.Field):
     """An ISO 8601 date-time (a ``datetime`` from the Python API also does)."""
 
-    default_error_messages = {"invalid": "must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z"}
+    default_error_messages = {
+        "invalid": "must be an ISO 8601 date-time, e.g. 2024-05-01T12:00:00Z",
+        "out_of_range": "is out of range: its time in UTC must fall in years 1 to 9999",
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if isinstance(value, datetime):
@@ -96,7 +107,12 @@ class _Timestamp(fields.Field):
         else:
             raise self.make_error("invalid")
         # Segment reads an offset-less time as UTC.
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+        try:
+            moment.astimezone(timezone.utc)  # 9999-12-31T23:00-01:00 is past year 9999 in UTC
+        except OverflowError:
+            raise self.make_error("out_of_range") from None
+        return moment
 
 
 def _object(**kwargs: Any) -> fields.Dict:
@@ -151,13 +167,49 @@ def validate_event(raw: Any, *, received_at: datetime | None = None, batch_conte
     """
     if not isinstance(raw, dict):
         raise InvalidEvent(WHOLE_EVENT, f"the event must be a JSON object, not {_json_type(raw)}")
-    _check_size(raw)
     merged = _merge_batch(raw, batch_context) if batch_context else raw
+    check_values(merged)
+    # The size that counts is the stored one: a batch's shared context is merged into each event.
+    _check_size(merged)
     try:
         loaded = _SCHEMA.load(merged)
     except ValidationError as exc:
         raise _first_error(exc.normalized_messages()) from None
-    return _normalise(loaded, received_at or datetime.now(timezone.utc))
+    try:
+        return _normalise(loaded, received_at or datetime.now(timezone.utc))
+    except OverflowError:  # a sentAt far from the timestamp moves it past year 9999
+        raise InvalidEvent("timestamp", "timestamp: out of range once corrected by sentAt") from None
+
+
+def check_values(value: Any, path: str = "", depth: int = 0) -> None:
+    """Refuse what a worker could not read back or Intercom could not hold, naming the field.
+
+    Everything accepted must be delivered or dead-lettered with a reason,
+    never dropped: a worker cannot decode a message nested hundreds deep, a
+    lone surrogate (half of a cut emoji, as JavaScript writes it) is not
+    UTF-8, and an integer past 64 bits or a NaN is no JSON number Intercom
+    takes.
+    """
+    where = path or WHOLE_EVENT
+    if depth > MAX_DEPTH:
+        raise InvalidEvent(where, f"{where}: nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_values(key, path, depth)  # a key is text too
+            check_values(item, f"{path}.{key}" if path else str(key), depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_values(item, f"{path}[{index}]", depth + 1)
+    elif isinstance(value, str):
+        if _LONE_SURROGATE.search(value):
+            raise InvalidEvent(where, f"{where}: holds a lone UTF-16 surrogate (a cut emoji?), which is not text")
+    elif isinstance(value, bool):
+        pass
+    elif isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise InvalidEvent(where, f"{where}: the integer does not fit in 64 bits")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidEvent(where, f"{where}: NaN and infinities are not JSON numbers")
 
 
 def _check_size(raw: dict) -> None:

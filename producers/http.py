@@ -43,7 +43,7 @@ from starlette.routing import BaseRoute, Route
 from console.app import mount as mount_console
 from producers.cors import Cors
 from producers.enqueue import BackPressure, Enqueuer
-from producers.events import BATCH_SHARED, EVENT_TYPES, InvalidEvent, validate_event
+from producers.events import BATCH_SHARED, EVENT_TYPES, MAX_DEPTH, InvalidEvent, validate_event
 from worker.store.counters import GAUGES, Counters
 
 log = logging.getLogger(__name__)
@@ -162,11 +162,20 @@ def gunzip_capped(data: bytes, limit: int) -> bytes:
 def parse_json(body: bytes) -> Any:
     """The JSON document in ``body``, or 400 saying where it breaks."""
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except UnicodeDecodeError:
         raise HttpError(400, "invalid_json", "the body is not valid JSON: it is not UTF-8 text") from None
+    except RecursionError:
+        raise HttpError(400, "invalid_json", f"the body nests arrays or objects too deeply (at most {MAX_DEPTH} levels)") from None
+    except ValueError as exc:  # NaN or Infinity, or an integer of thousands of digits
+        raise HttpError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+
+
+def _no_constant(name: str) -> Any:
+    """NaN, Infinity and -Infinity are Python's, not JSON's."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _too_large(what: str) -> HttpError:

@@ -132,3 +132,12 @@ def test_the_image_holds_every_package_the_project_installs() -> None:
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
     for package in (pattern.rstrip("*") for pattern in patterns):
         assert f"COPY {package} ./{package}" in dockerfile, f"the Dockerfile does not copy {package}/"
+
+
+def test_ports_are_published_on_a_chosen_address_and_redis_has_a_memory_limit() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            assert str(port).startswith(("${PUBLISH_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), f"{name} publishes {port} on every interface"
+    command = services["redis"]["command"]
+    assert command[command.index("--maxmemory") + 1] and command[command.index("--maxmemory-policy") + 1] == "noeviction"

@@ -167,3 +167,7 @@ def delivered(fake) -> dict | None:
 def flower_tasks(flower: str, auth: httpx.BasicAuth, name: str) -> list[dict]:
     tasks = httpx.get(f"{flower}/api/tasks", auth=auth, timeout=10).json()
     return [t for t in tasks.values() if t.get("name") == name and t.get("state") in ("SUCCESS", "FAILURE")]
+
+
+def test_the_procfiles_flower_refuses_to_start_without_credentials() -> None:
+    assert '--basic-auth="${FLOWER_BASIC_AUTH:?' in procfile()["flower"]

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -60,6 +60,14 @@ MAX_RAW_BYTES = MAX_REQUEST_BYTES + MAX_REQUEST_BYTES // 100 + 1024
 
 #: Segment's limit on events in one batch.
 MAX_BATCH_EVENTS = 2_500
+
+#: A request's body must arrive within this long: a client trickling it would
+#: hold a connection and its buffer for as long as it liked.
+BODY_READ_SECONDS = 30.0
+
+#: Bodies with no credentials in a header read at once (each up to the request
+#: limit): strangers cannot make the door buffer more than this many.
+MAX_UNVOUCHED_READS = 64
 
 #: What a client is told to wait when Redis does not answer.
 UNAVAILABLE_RETRY_AFTER = 5
@@ -220,6 +228,7 @@ class Door:
         self.cors = cors or Cors.from_setting(())
         self.counters = Counters(enqueuer.redis)
         self._ingest_limiter: anyio.CapacityLimiter | None = None
+        self._unvouched_reads: anyio.Semaphore | None = None
 
     def _limiter(self) -> anyio.CapacityLimiter:
         """One ingesting thread at a time (made lazily: it belongs to the running loop).
@@ -300,7 +309,7 @@ class Door:
             header_key = basic_user(request.headers.get("authorization"))
             if header_key is not None:
                 self._check_key(header_key)
-            raw = await read_body(request)
+            raw = await self._read(request, vouched=header_key is not None)
             return await anyio.to_thread.run_sync(
                 self._parse_and_ingest,
                 raw,
@@ -311,6 +320,30 @@ class Door:
             )
         except HttpError as exc:
             return exc.response()
+
+    async def _read(self, request: Request, *, vouched: bool) -> bytes:
+        """The body, within BODY_READ_SECONDS; a body with no credentials in a header waits its turn.
+
+        Such a body (analytics.js puts the key in it) costs reading before it
+        can be refused, so at most MAX_UNVOUCHED_READS are read at once, and
+        no client may hold a connection by trickling its body.
+        """
+        try:
+            with anyio.fail_after(BODY_READ_SECONDS):
+                if vouched:
+                    return await read_body(request)
+                async with self._unvouched():
+                    return await read_body(request)
+        except TimeoutError:
+            raise HttpError(408, "body_timeout", f"the body did not arrive within {BODY_READ_SECONDS:g} s") from None
+        except ClientDisconnect:
+            log.info("a client went away before sending its whole body")
+            raise HttpError(400, "incomplete_body", "the client disconnected before the body ended") from None
+
+    def _unvouched(self) -> anyio.Semaphore:
+        if self._unvouched_reads is None:  # made lazily: it belongs to the running loop
+            self._unvouched_reads = anyio.Semaphore(MAX_UNVOUCHED_READS)
+        return self._unvouched_reads
 
     def _parse_and_ingest(self, raw: bytes, encoding: str, check_body_key: bool, ingest: Callable[[dict], Response]) -> Response:
         """The CPU part of a request, off the event loop."""

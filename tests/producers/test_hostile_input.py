@@ -7,10 +7,14 @@ error names, and what reached the queue (nothing, for a refused request).
 from __future__ import annotations
 
 import json
+import logging
+import socket
+import time
 
 import httpx
 import pytest
 
+import producers.http as http_module
 from producers.events import MAX_DEPTH
 from tests.producers import WRITE_KEY, accepted_count, make_event, queued_events
 
@@ -80,3 +84,31 @@ def test_the_size_limit_counts_the_batchs_shared_context_merged_into_each_event(
     assert response.status_code == 400
     assert all(r["field"] == "(event)" and "over the limit" in r["message"] for r in response.json()["refused"])
     assert queued_events(redis) == []
+
+
+def send_raw(url: str, head: bytes, body: bytes, *, then_wait: float = 0.0, close: bool = False) -> bytes:
+    """Send a request by hand (to trickle or cut its body); the answer's first bytes, if any."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + body)
+        if close:
+            return b""
+        time.sleep(then_wait)
+        return sock.recv(4096)
+
+
+def test_a_body_that_does_not_arrive_in_time_is_a_408(live_server, redis, monkeypatch):
+    monkeypatch.setattr(http_module, "BODY_READ_SECONDS", 0.5)
+    head = b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    answer = send_raw(live_server.url, head, b'{"type":', then_wait=1.5)
+    assert answer.startswith(b"HTTP/1.1 408") and b"body_timeout" in answer
+    assert queued_events(redis) == []
+
+
+def test_a_client_that_goes_away_mid_body_is_one_log_line_and_the_door_goes_on(live_server, client, caplog):
+    head = b"POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+    with caplog.at_level(logging.INFO):
+        send_raw(live_server.url, head, b'{"type":"tr', close=True)
+        time.sleep(0.5)
+    assert client.post("/v1/track", json=make_event("track")).status_code == 200
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for a client that went away"

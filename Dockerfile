@@ -11,10 +11,10 @@ WORKDIR /app
 
 # Dependencies first, so that a code change does not reinstall them: copy only
 # the project metadata, install, then copy the code and install it alone.
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml README.md* constraints.txt ./
 RUN mkdir -p worker producers fake_intercom demo console \
     && touch worker/__init__.py producers/__init__.py fake_intercom/__init__.py demo/__init__.py console/__init__.py \
-    && pip install ".[monitor]" \
+    && pip install -c constraints.txt ".[monitor]" \
     && pip uninstall -y intercom-relay
 
 COPY worker ./worker

@@ -121,7 +121,7 @@ def test_dockerfile_runs_as_a_non_root_user_with_the_monitor_extra() -> None:
     assert re.search(r"^FROM python:3\.11-slim\b", dockerfile, re.M)
     users = re.findall(r"^USER (\S+)", dockerfile, re.M)
     assert users and users[-1] not in ("root", "0"), "the image must end as a non-root user"
-    assert 'pip install ".[monitor]"' in dockerfile
+    assert 'pip install -c constraints.txt ".[monitor]"' in dockerfile, "the image installs the versions the suite passed with"
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert ".env" in ignored and ".git" in ignored, "no secrets or history in the build context"
 

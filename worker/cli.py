@@ -191,6 +191,63 @@ def purge_dead_letters(reason: str | None, person: str | None, ids: tuple[str, .
     click.echo(f"purged {store.purge(letters)} dead letter(s)")
 
 
+@main.group()
+def attributes() -> None:
+    """Custom attributes the workspace lacks: list the held ones, create them, replay the held values."""
+
+
+@attributes.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+def list_attributes(as_json: bool) -> None:
+    """Attributes whose values were held (UNKNOWN_ATTRIBUTES=hold): model, name, count, an example value."""
+    from worker.store.attributes import Attributes  # noqa: PLC0415
+
+    unknown = Attributes(_redis(_settings())).unknown()
+    if as_json:
+        click.echo(json.dumps([vars(a) for a in unknown], indent=2))
+        return
+    if not unknown:
+        click.echo("no attribute values are held", err=True)
+    for a in unknown:
+        click.echo(f"{a.model:<8} {a.name:<30} held={a.count:<6} waiting={a.held:<6} example={json.dumps(a.example)}")
+
+
+@attributes.command("create")
+@click.argument("name")
+@click.option("--type", "data_type", required=True, type=click.Choice(["string", "integer", "float", "boolean", "date"]))
+@click.option("--model", default="contact", show_default=True, type=click.Choice(["contact", "company"]))
+def create_attribute(name: str, data_type: str, model: str) -> None:
+    """Create a custom attribute in the workspace (POST /data_attributes); every worker knows it at once."""
+    from worker.intercom.client import IntercomClient  # noqa: PLC0415
+    from worker.intercom.errors import IntercomError  # noqa: PLC0415
+    from worker.store.attributes import Attributes  # noqa: PLC0415
+
+    settings = _settings(require_token=True)
+    store = Attributes(_redis(settings))
+    with IntercomClient.from_settings(settings) as client:
+        try:
+            client.create_data_attribute(name, model, data_type)
+        except IntercomError as exc:
+            raise click.ClickException(f"Intercom did not create {model} attribute {name!r}: {exc}") from None
+    store.add(model, name, data_type)
+    click.echo(f"created {model} attribute {name!r} ({data_type}); `intercom-relay attributes replay` sends the values held for it")
+
+
+@attributes.command("replay")
+@click.option("--name", help="Only this attribute.")
+def replay_attributes(name: str | None) -> None:
+    """Send the held values of the attributes the workspace defines now; the rest stay held."""
+    from worker.actions.attribute_replay import replay_held  # noqa: PLC0415
+    from worker.intercom.client import IntercomClient  # noqa: PLC0415
+    from worker.store.attributes import Attributes  # noqa: PLC0415
+
+    settings = _settings(require_token=True)
+    store = Attributes(_redis(settings))
+    with IntercomClient.from_settings(settings) as client:
+        sent, still_held = replay_held(store, client, name)
+    click.echo(f"sent {sent} held value(s); {still_held} still held (attribute missing or value of another type)")
+
+
 @main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def fake_intercom(ctx: click.Context) -> None:

@@ -43,6 +43,7 @@ from worker.intercom.errors import IntercomError, InvalidPayload
 from worker.mappings import Mapping, MappingError
 from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
 from worker.runtime import Runtime
+from worker.store.attributes import Attributes
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
 from worker.store.dropped import DroppedFields
@@ -218,6 +219,9 @@ class DeliveryRun:
             workspace=WorkspacePolicy(merge_leads_by_email=self.rt.settings.merge_leads_by_email),
             strict_fields=self.rt.settings.strict_fields,
             drops=DroppedFields(self.rt.redis),
+            attributes=Attributes(self.rt.redis),
+            unknown_attributes=self.rt.settings.unknown_attributes,
+            max_created_attributes=self.rt.settings.max_created_attributes,
         )
         absorbed: list[str] = []
         try:

@@ -84,6 +84,11 @@ class Settings:
     # STRICT_FIELDS: a mapped value that can't be converted (an unparseable signed_up_at) fails the
     # whole event, as before; when false only that field is dropped, logged and counted.
     strict_fields: bool = False
+    # UNKNOWN_ATTRIBUTES: hold | create | fail: what a custom attribute the workspace does not define
+    # (or a value it can't take) does to a write (worker/actions/attributes.py).
+    unknown_attributes: str = "hold"
+    # MAX_CREATED_ATTRIBUTES: how many attributes UNKNOWN_ATTRIBUTES=create may make in the workspace.
+    max_created_attributes: int = 50
     # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
@@ -134,6 +139,8 @@ class Settings:
             last_seen_resolution=_number(env, "LAST_SEEN_RESOLUTION_SECONDS", default.last_seen_resolution, minimum=0),
             merge_leads_by_email=_flag(env, "MERGE_LEADS_BY_EMAIL", default.merge_leads_by_email),
             strict_fields=_flag(env, "STRICT_FIELDS", default.strict_fields),
+            unknown_attributes=_unknown_attributes(env),
+            max_created_attributes=int(_number(env, "MAX_CREATED_ATTRIBUTES", default.max_created_attributes, minimum=0)),
             worker_cpu=_worker_cpu(env),
         )
 
@@ -215,6 +222,14 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false; got {raw!r}")
+
+
+def _unknown_attributes(env: Mapping[str, str]) -> str:
+    """UNKNOWN_ATTRIBUTES, one of hold, create, fail."""
+    value = env.get("UNKNOWN_ATTRIBUTES", "").strip().lower() or "hold"
+    if value not in ("hold", "create", "fail"):
+        raise SettingsError(f"UNKNOWN_ATTRIBUTES must be hold, create or fail; got {value!r}")
+    return value
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:

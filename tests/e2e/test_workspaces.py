@@ -236,3 +236,60 @@ def test_admins_deleting_and_merging_under_a_running_relay_leave_the_exact_state
     # co-0 was made again by the next group, and only the phase-two members are attached to it.
     by_id = {c["id"]: c["external_id"] for c in live_contacts(state)}
     assert sorted(by_id[a["contact_id"]] for a in state["attachments"]) == sorted(f"u-{i}" for i in range(20, 30))
+
+
+ATTRIBUTE_MAPPINGS = """
+include_defaults: true
+mappings:
+  - name: Identify Contact
+    extends: Identify Contact
+    fields:
+      custom_attributes:
+        plan: $.traits.plan
+        seats: $.traits.seats
+"""
+
+
+def attribute_stream() -> Stream:
+    s = Stream()
+    for i in range(20):
+        s.identify({"userId": f"u-{i}"}, email=f"u{i}@acme.io", name=f"U{i}", plan="pro", seats=i + 1)
+    return s
+
+
+@pytest.mark.parametrize("policy", ["hold", "create", "fail"])
+def test_unknown_attributes_by_policy(policy, redis, redis_url, fake_intercom_factory, fleet, tmp_path, monkeypatch):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from worker.cli import main  # noqa: PLC0415
+
+    fake = fake_intercom_factory()
+    fake.seed(data_attributes=[{"model": "contact", "name": "plan", "data_type": "string"}])
+    mappings = tmp_path / "mappings.yaml"
+    mappings.write_text(ATTRIBUTE_MAPPINGS)
+    workers = fleet(fake.url, MAPPINGS_FILE=str(mappings), UNKNOWN_ATTRIBUTES=policy)
+    workers.worker("w1", concurrency=6)
+    workers.beat()
+    stream = attribute_stream()
+    accept(redis_url, stream.events)
+    counts = wait_until_finished(redis, workers, timeout=60)
+
+    def attributes() -> dict:
+        return {c["external_id"]: c["custom_attributes"] for c in live_contacts(fake.state())}
+
+    if policy == "fail":  # as before issue 11: the whole identify is a dead letter
+        assert (counts["dead_lettered"], attributes()) == (20, {})
+        return
+    assert (counts["delivered"], counts["dead_lettered"]) == (20, 0)
+    if policy == "create":
+        assert attributes() == {f"u-{i}": {"plan": "pro", "seats": i + 1} for i in range(20)}
+        return
+    # hold: the rest is delivered now; seats waits for its attribute, then a replay sends it.
+    assert attributes() == {f"u-{i}": {"plan": "pro"} for i in range(20)}
+    for name, value in (("REDIS_URL", redis_url), ("INTERCOM_ACCESS_TOKEN", "test-token"), ("INTERCOM_API_URL", fake.url)):
+        monkeypatch.setenv(name, value)
+    listed = CliRunner().invoke(main, ["attributes", "list"]).output
+    assert "seats" in listed and "held=20" in listed
+    assert CliRunner().invoke(main, ["attributes", "create", "seats", "--type", "integer"]).exit_code == 0
+    assert "sent 20 held value(s); 0 still held" in CliRunner().invoke(main, ["attributes", "replay"]).output
+    assert attributes() == {f"u-{i}": {"plan": "pro", "seats": i + 1} for i in range(20)}

@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load
 
 from worker.actions.unchanged import SkipPolicy
 from worker.intercom.errors import ContactMerged, InvalidPayload, NotFound
+from worker.store.attributes import Attributes
 from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.store.dropped import DroppedFields
@@ -70,6 +71,14 @@ class ActionContext:
     strict_fields: bool = False
     #: Where dropped fields are counted, for ``status`` (none in unit tests).
     drops: DroppedFields | None = None
+    #: The workspace's custom attributes and held values (worker/actions/attributes.py);
+    #: None: no screening, Intercom's 400 decides (as UNKNOWN_ATTRIBUTES=fail).
+    attributes: Attributes | None = None
+    #: UNKNOWN_ATTRIBUTES and MAX_CREATED_ATTRIBUTES.
+    unknown_attributes: str = "hold"
+    max_created_attributes: int = 50
+    #: Attributes Intercom refused during this action: held, whatever the list says.
+    refused_attributes: set[str] = field(default_factory=set, init=False)
     #: Intercom calls made by this action so far. The client's own counter is
     #: shared by every thread of the worker, so it can't tell one event's calls.
     calls: int = field(default=0, init=False)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from worker.actions.action import Action
+from worker.actions.attributes import refused_attribute, screen, settle
 from worker.actions.common import (
     ActionContext,
     FieldsSchema,
@@ -28,7 +29,7 @@ from worker.actions.common import (
     search_contact,
 )
 from worker.actions.unchanged import holds, record
-from worker.intercom.errors import ContactNotFound, NotFound, RetryableError
+from worker.intercom.errors import ContactNotFound, NotFound, PermanentError, RetryableError
 
 #: Intercom stores monthly_spend as a 32-bit signed integer.
 MAX_MONTHLY_SPEND = 2**31 - 1
@@ -62,12 +63,21 @@ def build_body(fields: dict) -> dict:
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Upsert the company (unless it is unchanged) and attach the contact; returns both ids, what was done, calls."""
     fields = load_fields_dropping(ctx, "identify_company", Fields, fields)
-    company_id = _upsert(ctx, fields["company_id"], build_body(fields))
+    try:
+        body, held = screen(ctx, "company", build_body(fields))
+        company_id = _upsert(ctx, fields["company_id"], body)
+    except PermanentError as exc:
+        if not refused_attribute(ctx, "company", exc):
+            raise
+        body, held = screen(ctx, "company", build_body(fields))  # the refused attribute is held this time
+        company_id = _upsert(ctx, fields["company_id"], body)
+    settle(ctx, "company", fields["company_id"], body, held)
     contact_id = _find_contact(ctx, fields)
     attached = not ctx.contacts.is_member(contact_id, company_id)
     if attached:
         _attach(ctx, contact_id, company_id, fields["company_id"])
-    return {"company_id": company_id, "contact_id": contact_id, "attached": attached, "calls": ctx.calls}
+    result = {"company_id": company_id, "contact_id": contact_id, "attached": attached, "calls": ctx.calls}
+    return {**result, "held_attributes": sorted(held)} if held else result
 
 
 def _upsert(ctx: ActionContext, company_id: str, body: dict) -> str:

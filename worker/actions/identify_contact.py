@@ -28,6 +28,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from worker.actions.action import Action
+from worker.actions.attributes import refused_attribute, screen, settle
 from worker.actions.common import (
     ActionContext,
     FieldsSchema,
@@ -46,6 +47,7 @@ from worker.intercom.errors import (
     IntercomError,
     InvalidPayload,
     NotFound,
+    PermanentError,
     RateLimited,
     SearchLagConflict,
     conflicting_contact_id,
@@ -119,7 +121,17 @@ def build_body(fields: dict) -> dict:
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Create or update the contact; returns its id, role, any merged lead and the calls made."""
     fields = load_fields_dropping(ctx, "identify_contact", Fields, fields)
-    body = build_body(fields)
+    try:
+        return _perform(ctx, fields)
+    except PermanentError as exc:
+        if not refused_attribute(ctx, "contact", exc):
+            raise
+        return _perform(ctx, fields)  # the refused attribute is held this time
+
+
+def _perform(ctx: ActionContext, fields: dict) -> dict:
+    """``perform`` for loaded fields, its custom attributes screened (worker/actions/attributes.py)."""
+    body, held = screen(ctx, "contact", build_body(fields))
     found_leads: list[dict] | None = None  # the leads with the user's email, when a search found them already
     if fields["role"] == "lead":
         contact, role = _identify_lead(ctx, body)
@@ -137,7 +149,9 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     )
     if fields["role"] == "lead" and ctx.anonymous_id:
         ctx.contacts.end_lead_create(ctx.anonymous_id)
-    return {"contact_id": contact_id, "role": role, "merged_leads": merged + late, "calls": ctx.calls}
+    settle(ctx, "contact", contact_id, body, held)
+    result = {"contact_id": contact_id, "role": role, "merged_leads": merged + late, "calls": ctx.calls}
+    return {**result, "held_attributes": sorted(held)} if held else result
 
 
 def _link_anonymous(ctx: ActionContext, contact_id: str, role: str) -> tuple[str, str, list[str]]:

@@ -180,6 +180,14 @@ class IntercomClient:
         """POST /contacts/{id}/companies with the company's Intercom id."""
         return self._request("POST", f"/contacts/{_segment(contact_id)}/companies", {"id": company_intercom_id})
 
+    def list_data_attributes(self, model: str) -> dict:
+        """GET /data_attributes?model=contact|company: the workspace's attributes (not paged)."""
+        return self._request("GET", f"/data_attributes?model={_segment(model)}")
+
+    def create_data_attribute(self, name: str, model: str, data_type: str) -> dict:
+        """POST /data_attributes: a new custom attribute (Intercom answers 200 with it)."""
+        return self._request("POST", "/data_attributes", {"name": name, "model": model, "data_type": data_type})
+
     def me(self) -> dict:
         """GET /me: the admin and app behind the token (a cheap auth check)."""
         return self._request("GET", "/me")

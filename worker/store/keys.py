@@ -132,3 +132,24 @@ def lead_note(anonymous_id: str) -> str:
 #: Hash "action.field" -> how many times a mapped value that could not be converted was
 #: dropped from its event (dropped.py; STRICT_FIELDS=false).
 DROPPED_FIELDS = PREFIX + "dropped_fields"
+
+
+def attributes_known(model: str) -> str:
+    """Hash name -> data_type: the workspace's custom attributes of a model ("contact", "company"),
+    as GET /data_attributes last listed them, plus those created since (attributes.py)."""
+    return f"{PREFIX}attributes:known:{model}"
+
+
+#: Hash "model:name" -> how many values were held because the attribute is unknown (attributes.py).
+ATTRIBUTES_UNKNOWN = PREFIX + "attributes:unknown"
+
+#: Hash "model:name" -> JSON of the latest value held for it, an example for `attributes list`.
+ATTRIBUTES_EXAMPLE = PREFIX + "attributes:example"
+
+#: Counter of attributes the relay created itself (UNKNOWN_ATTRIBUTES=create).
+ATTRIBUTES_CREATED = PREFIX + "attributes:created"
+
+
+def attributes_held(model: str, name: str) -> str:
+    """Hash target -> JSON value: the values of one unknown attribute held per contact id or company_id."""
+    return f"{PREFIX}attributes:held:{model}:{name}"

@@ -138,11 +138,12 @@ def test_migration_then_a_cold_cache_replay_leave_one_contact_per_person(redis, 
 
     counts = run(redis, redis_url, fleet, fake, stream.events)
     state = fake.state()
-    calls = fake.stats()["total"]
+    stats = fake.stats()
+    calls = stats["total"]
     merges = len(state["merges"])
     print(
         f"\nmigration: {len(stream.events)} events, {calls} calls, {calls / len(stream.events):.3f} calls per event, "
-        f"{duplicates(state)} duplicates, {merges} merges"
+        f"{duplicates(state)} duplicates, {merges} merges; calls by route: {stats['by_route']}"
     )
     assert (counts["delivered"], counts["dead_lettered"]) == (len(stream.events), 0)
     assert summary(state)["contacts"] == expected_contacts()

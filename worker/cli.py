@@ -70,6 +70,7 @@ def replay(file: str, dry_run: bool) -> None:
 def status(as_json: bool) -> None:
     """Fleet-wide pipeline counts: accepted, delivered, filtered, parked, retrying, dead-lettered, backlog."""
     from worker.store.counters import Counters  # noqa: PLC0415
+    from worker.store.deletions import Deletions  # noqa: PLC0415
     from worker.store.dropped import DroppedFields  # noqa: PLC0415
     from worker.store.pause import Pause  # noqa: PLC0415
 
@@ -80,6 +81,7 @@ def status(as_json: bool) -> None:
     counts["paused"] = paused
     # Fields left out of delivered events because their value could not be converted, by action.field.
     counts["dropped_fields"] = DroppedFields(redis).snapshot()
+    counts["deletions"] = Deletions(redis).count_done()
     if as_json:
         click.echo(json.dumps(counts, indent=2))
         return
@@ -246,6 +248,59 @@ def replay_attributes(name: str | None) -> None:
     with IntercomClient.from_settings(settings) as client:
         sent, still_held = replay_held(store, client, name)
     click.echo(f"sent {sent} held value(s); {still_held} still held (attribute missing or value of another type)")
+
+
+@main.command("delete-person")
+@click.option("--user-id", help="The person's userId (Intercom's external_id).")
+@click.option("--email", help="The person's email.")
+@click.option("--anonymous-id", help="The person's anonymousId.")
+@click.option("--wait", is_flag=True, help="Wait until the deletion is done, and print what was deleted.")
+@click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
+def delete_person(user_id: str | None, email: str | None, anonymous_id: str | None, wait: bool, timeout: float) -> None:
+    """Delete a person from Intercom (a privacy request), through the person's lane; prints the deletion's id.
+
+    Their events accepted before are delivered first, those accepted after as usual.
+    """
+    import time  # noqa: PLC0415
+    import uuid  # noqa: PLC0415
+
+    from worker.mappings import load_mappings  # noqa: PLC0415
+    from worker.store.deletions import Deletions  # noqa: PLC0415
+
+    if not (user_id or email or anonymous_id):
+        raise click.UsageError("say whom: --user-id, --email or --anonymous-id")
+    settings = _settings()
+    deletion_id = uuid.uuid4().hex
+    event = _deletion_event(deletion_id, user_id, email, anonymous_id)
+    if not any(m.action == "delete_person" and m.matches(event) for m in load_mappings(settings.mappings_file)):
+        raise click.ClickException("no mapping takes deletions: MAPPINGS_FILE needs `include_defaults: true` or a delete_person mapping")
+    deletions = Deletions(_redis(settings))
+    deletions.request(deletion_id, audit_days=settings.deletion_audit_days)
+    _enqueuer(settings).accept([event])
+    click.echo(deletion_id)
+    if not wait:
+        return
+    deadline = time.monotonic() + timeout
+    while (record := deletions.get(deletion_id) or {}).get("state") != "done":
+        if time.monotonic() > deadline:
+            raise click.ClickException(f"deletion {deletion_id} is still {record.get('state', 'unknown')} after {timeout:g} s")
+        time.sleep(0.5)
+    click.echo(json.dumps(record, indent=2))
+
+
+def _deletion_event(deletion_id: str, user_id: str | None, email: str | None, anonymous_id: str | None) -> dict:
+    """The "delete" event the Delete Person mapping takes; it runs in the person's lane (a lane of its own by email)."""
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    person = {"userId": user_id} if user_id else {"anonymousId": anonymous_id or f"deletion:{deletion_id}"}
+    ids = {"user_id": user_id, "email": email, "anonymous_id": anonymous_id}
+    return {
+        "type": "delete",
+        "messageId": f"deletion-{deletion_id}",
+        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **person,
+        "properties": {"deletion_id": deletion_id, **{k: v for k, v in ids.items() if v}},
+    }
 
 
 @main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

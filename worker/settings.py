@@ -89,6 +89,8 @@ class Settings:
     unknown_attributes: str = "hold"
     # MAX_CREATED_ATTRIBUTES: how many attributes UNKNOWN_ATTRIBUTES=create may make in the workspace.
     max_created_attributes: int = 50
+    # DELETION_AUDIT_DAYS: how long a deletion's audit record (no traits) is kept.
+    deletion_audit_days: float = 365.0
     # WORKER_CPU: "off", "auto" or a CPU number: pin a worker process to one CPU (worker/cpu.py).
     worker_cpu: str = "off"
 
@@ -141,6 +143,7 @@ class Settings:
             strict_fields=_flag(env, "STRICT_FIELDS", default.strict_fields),
             unknown_attributes=_unknown_attributes(env),
             max_created_attributes=int(_number(env, "MAX_CREATED_ATTRIBUTES", default.max_created_attributes, minimum=0)),
+            deletion_audit_days=_number(env, "DELETION_AUDIT_DAYS", default.deletion_audit_days, minimum=1),
             worker_cpu=_worker_cpu(env),
         )
 

@@ -9,8 +9,8 @@ from worker.actions import ACTIONS, IDENTIFY, LANE_CODES, action_of
 from worker.mappings import ACTION_FIELDS, DEFAULT_MAPPINGS, REQUIRED_FIELDS
 
 
-def test_the_table_names_the_three_actions() -> None:
-    assert list(ACTIONS) == ["identify_contact", "track_event", "identify_company"]
+def test_the_table_names_the_four_actions() -> None:
+    assert list(ACTIONS) == ["identify_contact", "track_event", "identify_company", "delete_person"]
 
 
 @pytest.mark.parametrize("name", list(ACTIONS))
@@ -18,7 +18,8 @@ def test_each_action_is_one_definition(name: str) -> None:
     action = ACTIONS[name]
     assert action.name == name
     assert action.task_name == f"intercom.{name}"
-    assert action.needs_contact is (name != "identify_contact")
+    # A deletion runs whether Intercom knows the person or not (not found counts as done).
+    assert action.needs_contact is (name not in ("identify_contact", "delete_person"))
     assert action.parks_on_404 is action.needs_contact
     assert issubclass(action.fields, Schema)
     assert callable(action.build_body) and callable(action.perform)
@@ -30,7 +31,7 @@ def test_identify_contact_is_the_action_a_lane_sends_first() -> None:
 
 
 def test_lane_codes_are_one_letter_each_and_name_their_action_back() -> None:
-    assert LANE_CODES == {"identify_contact": "I", "track_event": "T", "identify_company": "G"}
+    assert LANE_CODES == {"identify_contact": "I", "track_event": "T", "identify_company": "G", "delete_person": "X"}
     for name, code in LANE_CODES.items():
         assert action_of(f"12:0{code}") is ACTIONS[name]
 
@@ -43,6 +44,7 @@ def test_the_mapping_tables_and_defaults_are_derived_from_the_schemas() -> None:
         "identify_contact": {"role"},
         "track_event": {"event_name", "created_at"},
         "identify_company": {"company_id"},
+        "delete_person": {"deletion_id"},
     }
     assert [m.name for m in DEFAULT_MAPPINGS] == [spec["name"] for a in ACTIONS.values() for spec in a.default_mappings]
     assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTIONS)

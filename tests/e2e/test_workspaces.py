@@ -294,3 +294,48 @@ def test_unknown_attributes_by_policy(policy, redis, redis_url, fake_intercom_fa
     assert CliRunner().invoke(main, ["attributes", "create", "seats", "--type", "integer"]).exit_code == 0
     assert "sent 20 held value(s); 0 still held" in CliRunner().invoke(main, ["attributes", "replay"]).output
     assert attributes() == {f"u-{i}": {"plan": "pro", "seats": i + 1} for i in range(20)}
+
+
+def test_deleting_people_through_their_lanes(redis, redis_url, fake_intercom_factory, fleet, monkeypatch):
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from worker.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    fake = fake_intercom_factory()
+    workers = fleet(fake.url)
+    workers.worker("w1", concurrency=6)
+    workers.beat()
+    s = Stream()
+    s.identify({"anonymousId": "a-0"}, email="u0@acme.io")  # u-0's lead, merged into u-0 below
+    for i in range(5):
+        s.identify({"userId": f"u-{i}", "anonymousId": f"a-{i}"}, email=f"u{i}@acme.io", name=f"U{i}")
+        s.track({"userId": f"u-{i}"}, "Signed Up")
+    accept(redis_url, s.events)
+    wait_until_finished(redis, workers, timeout=60)
+
+    # u-0 and the lead merged into it; u-1 with a backlog still in its lane; a person never seen.
+    done = CliRunner().invoke(main, ["delete-person", "--user-id", "u-0", "--email", "u0@acme.io", "--wait", "--timeout", "30"])
+    assert done.exit_code == 0, done.output
+    assert '"state": "done"' in done.output and '"contacts_deleted": "1"' in done.output
+    backlog = Stream()
+    backlog.clock = s.clock
+    for _ in range(5):
+        backlog.track({"userId": "u-1"}, "Clicked")
+    accept(redis_url, backlog.events)
+    busy = CliRunner().invoke(main, ["delete-person", "--user-id", "u-1", "--wait", "--timeout", "30"])
+    assert busy.exit_code == 0, busy.output
+    ghost = CliRunner().invoke(main, ["delete-person", "--email", "nobody@acme.io", "--wait", "--timeout", "30"])
+    assert ghost.exit_code == 0 and '"contacts_deleted": "0"' in ghost.output
+    counts = wait_until_finished(redis, workers, timeout=60)
+
+    assert counts["dead_lettered"] == 0
+    assert sorted(c["external_id"] for c in live_contacts(fake.state())) == ["u-2", "u-3", "u-4"]
+    # Events accepted after a deletion are delivered as usual: the person is made again.
+    later = Stream()
+    later.clock = backlog.clock
+    later.identify({"userId": "u-0"}, email="u0@acme.io", name="U0 again")
+    accept(redis_url, later.events)
+    wait_until_finished(redis, workers, timeout=60)
+    assert sorted(c["external_id"] for c in live_contacts(fake.state())) == ["u-0", "u-2", "u-3", "u-4"]
+    assert CliRunner().invoke(main, ["delete-person"]).exit_code != 0  # naming nobody is refused

@@ -15,6 +15,7 @@ def test_each_action_has_its_default_and_alias_is_an_identify():
         ("Alias", "identify_contact"),
         ("Track Event", "track_event"),
         ("Identify Company", "identify_company"),
+        ("Delete Person", "delete_person"),
     ]
     assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTION_FIELDS)
     assert load_mappings(None) == DEFAULT_MAPPINGS

@@ -8,7 +8,7 @@ in ``ACTIONS`` (docs/architecture.md, "Adding an action").
 
 from __future__ import annotations
 
-from worker.actions import identify_company, identify_contact, track_event
+from worker.actions import delete_person, identify_company, identify_contact, track_event
 from worker.actions.action import Action
 from worker.actions.common import ActionContext
 from worker.store.lanes import lane_code_of
@@ -20,6 +20,7 @@ ACTIONS: dict[str, Action] = {
         identify_contact.ACTION,
         track_event.ACTION,
         identify_company.ACTION,
+        delete_person.ACTION,
     )
 }
 

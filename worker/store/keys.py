@@ -153,3 +153,12 @@ ATTRIBUTES_CREATED = PREFIX + "attributes:created"
 def attributes_held(model: str, name: str) -> str:
     """Hash target -> JSON value: the values of one unknown attribute held per contact id or company_id."""
     return f"{PREFIX}attributes:held:{model}:{name}"
+
+
+def deletion(deletion_id: str) -> str:
+    """Hash: one deletion request and, once done, its audit record (deletions.py); no traits."""
+    return f"{PREFIX}deletion:{deletion_id}"
+
+
+#: Counter of deletion requests done.
+DELETIONS_DONE = PREFIX + "deletions:done"

@@ -265,13 +265,13 @@ def delete_person(user_id: str | None, email: str | None, anonymous_id: str | No
     import uuid  # noqa: PLC0415
 
     from worker.mappings import load_mappings  # noqa: PLC0415
-    from worker.store.deletions import Deletions  # noqa: PLC0415
+    from worker.store.deletions import Deletions, deletion_event  # noqa: PLC0415
 
     if not (user_id or email or anonymous_id):
         raise click.UsageError("say whom: --user-id, --email or --anonymous-id")
     settings = _settings()
     deletion_id = uuid.uuid4().hex
-    event = _deletion_event(deletion_id, user_id, email, anonymous_id)
+    event = deletion_event(deletion_id, user_id, email, anonymous_id)
     if not any(m.action == "delete_person" and m.matches(event) for m in load_mappings(settings.mappings_file)):
         raise click.ClickException("no mapping takes deletions: MAPPINGS_FILE needs `include_defaults: true` or a delete_person mapping")
     deletions = Deletions(_redis(settings))
@@ -286,21 +286,6 @@ def delete_person(user_id: str | None, email: str | None, anonymous_id: str | No
             raise click.ClickException(f"deletion {deletion_id} is still {record.get('state', 'unknown')} after {timeout:g} s")
         time.sleep(0.5)
     click.echo(json.dumps(record, indent=2))
-
-
-def _deletion_event(deletion_id: str, user_id: str | None, email: str | None, anonymous_id: str | None) -> dict:
-    """The "delete" event the Delete Person mapping takes; it runs in the person's lane (a lane of its own by email)."""
-    from datetime import datetime, timezone  # noqa: PLC0415
-
-    person = {"userId": user_id} if user_id else {"anonymousId": anonymous_id or f"deletion:{deletion_id}"}
-    ids = {"user_id": user_id, "email": email, "anonymous_id": anonymous_id}
-    return {
-        "type": "delete",
-        "messageId": f"deletion-{deletion_id}",
-        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        **person,
-        "properties": {"deletion_id": deletion_id, **{k: v for k, v in ids.items() if v}},
-    }
 
 
 @main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -9,6 +9,7 @@ deletion was asked for and carried out, not whom it concerned.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import cast
 
 import redis as redis_lib
@@ -48,3 +49,21 @@ class Deletions:
 
     def count_done(self) -> int:
         return int(self.redis.get(keys.DELETIONS_DONE) or 0)
+
+
+def deletion_event(deletion_id: str, user_id: str | None, email: str | None, anonymous_id: str | None) -> dict:
+    """The "delete" event the Delete Person mapping takes (worker/actions/delete_person.py).
+
+    It runs in the person's lane (userId's, else anonymousId's; an email-only deletion in a
+    lane of its own).  The ingestion door never accepts the type: only the CLI and the
+    admin route (producers/deletions.py) make one.
+    """
+    person = {"userId": user_id} if user_id else {"anonymousId": anonymous_id or f"deletion:{deletion_id}"}
+    ids = {"user_id": user_id, "email": email, "anonymous_id": anonymous_id}
+    return {
+        "type": "delete",
+        "messageId": f"deletion-{deletion_id}",
+        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **person,
+        "properties": {"deletion_id": deletion_id, **{k: v for k, v in ids.items() if v}},
+    }

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from producers.enqueue import BackPressure, Enqueuer
 from worker.store.deletions import Deletions, deletion_event
+from worker.store.lanes import person_of
 
 #: The request's fields and the deletion's, in the Segment spelling the door uses.
 ID_FIELDS = {"userId": "user_id", "email": "email", "anonymousId": "anonymous_id"}
@@ -80,6 +81,7 @@ def deletion_routes(settings: Any, enqueuer: Enqueuer) -> list[Route]:
 def _accept(deletions: Deletions, enqueuer: Enqueuer, settings: Any, deletion_id: str, event: dict) -> None:
     """Record the request, then queue its event: a GET right after the 202 finds it pending."""
     deletions.request(deletion_id, audit_days=getattr(settings, "deletion_audit_days", 365))
+    deletions.mark(person_of(event), deletion_id)  # what was accepted before is dropped unsent
     enqueuer.accept([event])
 
 

@@ -259,13 +259,15 @@ def replay_attributes(name: str | None) -> None:
 def delete_person(user_id: str | None, email: str | None, anonymous_id: str | None, wait: bool, timeout: float) -> None:
     """Delete a person from Intercom (a privacy request), through the person's lane; prints the deletion's id.
 
-    Their events accepted before are delivered first, those accepted after as usual.
+    Their events accepted before and not yet delivered are dropped unsent (counted as deleted);
+    those accepted after are delivered as usual.
     """
     import time  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
     from worker.mappings import load_mappings  # noqa: PLC0415
     from worker.store.deletions import Deletions, deletion_event  # noqa: PLC0415
+    from worker.store.lanes import person_of  # noqa: PLC0415
 
     if not (user_id or email or anonymous_id):
         raise click.UsageError("say whom: --user-id, --email or --anonymous-id")
@@ -276,6 +278,7 @@ def delete_person(user_id: str | None, email: str | None, anonymous_id: str | No
         raise click.ClickException("no mapping takes deletions: MAPPINGS_FILE needs `include_defaults: true` or a delete_person mapping")
     deletions = Deletions(_redis(settings))
     deletions.request(deletion_id, audit_days=settings.deletion_audit_days)
+    deletions.mark(person_of(event), deletion_id)  # what was accepted before is dropped unsent
     _enqueuer(settings).accept([event])
     click.echo(deletion_id)
     if not wait:

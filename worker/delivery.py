@@ -46,6 +46,7 @@ from worker.runtime import Runtime
 from worker.store.attributes import Attributes
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
+from worker.store.deletions import Deletions
 from worker.store.dropped import DroppedFields
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
@@ -199,6 +200,9 @@ class DeliveryRun:
     # -- running the head -----------------------------------------------------------
 
     def run(self) -> dict:
+        deletion = self._deletion_dropping()
+        if deletion is not None:
+            return self._drop(deletion)
         if self.rt.pause.is_paused():
             return self._sleep(self.rt.policy.probe_interval, why="destination paused")
         if self.action.needs_contact and self.pending_identifies and not self._contact_known():
@@ -293,14 +297,26 @@ class DeliveryRun:
 
     # -- outcomes -------------------------------------------------------------------
 
-    def _close_delivered(self) -> None:
+    def _deletion_dropping(self) -> str | None:
+        """The deletion of this person that this delivery, accepted before it, must not outrun."""
+        if self.action.name == "delete_person":
+            return None
+        return Deletions(self.rt.redis).dropping(self.person, int(self.delivery.split(":", 1)[0]))
+
+    def _drop(self, deletion: str) -> dict:
+        """Close the head unsent, counted as deleted (a privacy request came after it)."""
+        Deletions(self.rt.redis).dropped(deletion)
+        self._close_delivered("deleted")
+        return {"deleted": self.delivery, "deletion": deletion}
+
+    def _close_delivered(self, outcome: str = "delivered") -> None:
         """Finish the head; when this task may run the next one, claim it in the same round trip."""
         if not self.chain.has_room():
-            self._send_next(self.rt.lanes.finish(self.person, self.delivery, "delivered"))
+            self._send_next(self.rt.lanes.finish(self.person, self.delivery, outcome))
             return
         token = uuid.uuid4().hex
         # The next head's first call is reserved in the same round trip: nearly every head makes one.
-        head, claim = self.rt.lanes.finish_and_claim(self.person, self.delivery, "delivered", token, reserve=self.rt.budget.reservation())
+        head, claim = self.rt.lanes.finish_and_claim(self.person, self.delivery, outcome, token, reserve=self.rt.budget.reservation())
         self._send_next(head, (token, claim) if claim else None)
 
     def _release_anonymous_lane(self, anonymous_id: str | None) -> None:

@@ -300,6 +300,7 @@ def test_deleting_people_through_their_lanes(redis, redis_url, fake_intercom_fac
     from click.testing import CliRunner  # noqa: PLC0415
 
     from worker.cli import main  # noqa: PLC0415
+    from worker.store.deletions import Deletions  # noqa: PLC0415
 
     monkeypatch.setenv("REDIS_URL", redis_url)
     fake = fake_intercom_factory()
@@ -314,28 +315,39 @@ def test_deleting_people_through_their_lanes(redis, redis_url, fake_intercom_fac
     accept(redis_url, s.events)
     wait_until_finished(redis, workers, timeout=60)
 
-    # u-0 and the lead merged into it; u-1 with a backlog still in its lane; a person never seen.
+    # u-0 and the lead merged into it, with the workers running.
     done = CliRunner().invoke(main, ["delete-person", "--user-id", "u-0", "--email", "u0@acme.io", "--wait", "--timeout", "30"])
     assert done.exit_code == 0, done.output
     assert '"state": "done"' in done.output and '"contacts_deleted": "1"' in done.output
+    workers.stop()
+
+    # u-1 with a backlog the workers have not reached (they are stopped), and a person never seen.
     backlog = Stream()
     backlog.clock = s.clock
     for _ in range(5):
         backlog.track({"userId": "u-1"}, "Clicked")
     accept(redis_url, backlog.events)
-    busy = CliRunner().invoke(main, ["delete-person", "--user-id", "u-1", "--wait", "--timeout", "30"])
-    assert busy.exit_code == 0, busy.output
-    ghost = CliRunner().invoke(main, ["delete-person", "--email", "nobody@acme.io", "--wait", "--timeout", "30"])
-    assert ghost.exit_code == 0 and '"contacts_deleted": "0"' in ghost.output
+    busy = CliRunner().invoke(main, ["delete-person", "--user-id", "u-1"])
+    ghost = CliRunner().invoke(main, ["delete-person", "--email", "nobody@acme.io"])
+    assert busy.exit_code == 0 and ghost.exit_code == 0, busy.output + ghost.output
+    workers = fleet(fake.url)
+    workers.worker("w2", concurrency=6)
+    workers.beat()
     counts = wait_until_finished(redis, workers, timeout=60)
 
-    assert counts["dead_lettered"] == 0
+    assert (counts["deleted"], counts["dead_lettered"]) == (5, 0)  # the backlog, dropped unsent
+    busy_record = Deletions(redis).get(busy.output.strip()) or {}
+    assert (busy_record["state"], busy_record["events_dropped"], busy_record["contacts_deleted"]) == ("done", "5", "1")
+    ghost_record = Deletions(redis).get(ghost.output.strip()) or {}
+    assert (ghost_record["state"], ghost_record["contacts_deleted"]) == ("done", "0")
     assert sorted(c["external_id"] for c in live_contacts(fake.state())) == ["u-2", "u-3", "u-4"]
+    assert not any(e["event_name"] == "clicked" for evs in fake.state()["events"].values() for e in evs)
+
     # Events accepted after a deletion are delivered as usual: the person is made again.
     later = Stream()
     later.clock = backlog.clock
-    later.identify({"userId": "u-0"}, email="u0@acme.io", name="U0 again")
+    later.identify({"userId": "u-1"}, email="u1@acme.io", name="U1 again")
     accept(redis_url, later.events)
     wait_until_finished(redis, workers, timeout=60)
-    assert sorted(c["external_id"] for c in live_contacts(fake.state())) == ["u-0", "u-2", "u-3", "u-4"]
+    assert sorted(c["external_id"] for c in live_contacts(fake.state())) == ["u-1", "u-2", "u-3", "u-4"]
     assert CliRunner().invoke(main, ["delete-person"]).exit_code != 0  # naming nobody is refused

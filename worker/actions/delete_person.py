@@ -1,8 +1,9 @@
 """Delete Person: a privacy request (Segment's user deletion) carried out in Intercom.
 
-Runs through the person's lane like any delivery, so it reaches Intercom after the events
-of that person accepted before it, and before those accepted after it (which are delivered
-as usual: a later identify makes the person again).  The request comes from
+Runs through the person's lane like any delivery.  The person's deliveries accepted before
+the request are dropped unsent as they reach the head of the lane (worker/delivery.py reads
+the mark worker/store/deletions.py leaves), so nothing of them reaches Intercom; those
+accepted after it are delivered as usual (a later identify makes the person again).  The request comes from
 ``intercom-relay delete-person``, never from the ingestion door.
 
 Calls: the person's contact, found in the cache (by user id, email or anonymous id), else by

@@ -6,7 +6,7 @@ Every accepted event ends in exactly one countable state (docs/design.md, guaran
 event makes exactly one delivery):
 
     accepted = duplicate + filtered + ingested + (waiting to be ingested)
-    deliveries = delivered + dead_lettered + (in a lane, parked or retrying)
+    deliveries = delivered + dead_lettered + deleted + (in a lane, parked or retrying)
 
 The Lua scripts of lanes.py move these counters in the same atomic step as
 the state change they count, so the sums hold at every instant.
@@ -30,6 +30,7 @@ TOTALS = (
     "deliveries",  # deliveries created by ingestion (and by dead-letter replays)
     "delivered",  # deliveries Intercom accepted
     "dead_lettered",  # deliveries given up, with their reason
+    "deleted",  # deliveries dropped unsent: their person was deleted after they were accepted
     "rate_limited",  # 429 answers from Intercom
     "api_calls",  # HTTP calls made to Intercom
     "unchanged",  # delivered without a call: Intercom already held what they carried (SKIP_UNCHANGED)
@@ -59,5 +60,5 @@ class Counters:
 def backlog(c: dict[str, int]) -> int:
     """Accepted and not yet finished: waiting at the door, in lanes, parked or retrying."""
     not_ingested = c["accepted"] - c["duplicate"] - c["filtered"] - c["ingested"]
-    unfinished = c["deliveries"] - c["delivered"] - c["dead_lettered"]
+    unfinished = c["deliveries"] - c["delivered"] - c["dead_lettered"] - c["deleted"]
     return not_ingested + unfinished

@@ -18,6 +18,10 @@ from worker.store import keys
 
 DEFAULT_AUDIT_DAYS = 365
 
+#: How long a person's mark drops deliveries accepted before their deletion: beyond
+#: PARK_HOLD_SECONDS (24 h), after which nothing parked before the deletion remains.
+MARK_SECONDS = 3 * 24 * 3600
+
 
 class Deletions:
     """Deletion records in Redis (a ``decode_responses=True`` client)."""
@@ -29,19 +33,43 @@ class Deletions:
         """A new request, pending until the person's lane reaches it."""
         pipe = self.redis.pipeline()
         pipe.hset(keys.deletion(deletion_id), mapping={"id": deletion_id, "state": "pending", "requested_at": repr(time.time())})
+        pipe.hset(keys.deletion(deletion_id), "events_dropped", 0)
         pipe.expire(keys.deletion(deletion_id), int(audit_days * 86400))
         pipe.execute()
 
-    def done(self, deletion_id: str, contacts_deleted: int, events_dropped: int = 0) -> None:
+    def done(self, deletion_id: str, contacts_deleted: int) -> None:
         """Carried out (HSET keeps the key's expiry: the audit lives as long as the request said)."""
         key = keys.deletion(deletion_id)
         first = self.redis.hget(key, "state") != "done"
         pipe = self.redis.pipeline()
         pipe.hset(key, mapping={"state": "done", "done_at": repr(time.time())})
-        pipe.hset(key, mapping={"contacts_deleted": contacts_deleted, "events_dropped": events_dropped})
+        pipe.hset(key, "contacts_deleted", contacts_deleted)
         if first:  # a redelivered deletion is one deletion
             pipe.incr(keys.DELETIONS_DONE)
         pipe.execute()
+
+    def mark(self, person: str, deletion_id: str) -> None:
+        """Before the request's event is accepted: the person's deliveries accepted so far are to be dropped.
+
+        The mark holds the acceptance sequence reached now (relay:seq): every event
+        accepted before the request has a sequence at most that.  It stays for
+        MARK_SECONDS, past the parking hold, so that a delivery parked or dead-lettered
+        before the deletion and sent again later is dropped too.
+        """
+        boundary = int(self.redis.get(keys.SEQ) or 0)
+        self.redis.set(keys.deleting(person), f"{boundary}:{deletion_id}", ex=MARK_SECONDS)
+
+    def dropping(self, person: str, seq: int) -> str | None:
+        """The deletion that drops a delivery of this person with this acceptance sequence, if any."""
+        mark = cast(str | None, self.redis.get(keys.deleting(person)))
+        if not mark:
+            return None
+        boundary, _, deletion_id = mark.partition(":")
+        return deletion_id if seq <= int(boundary) else None
+
+    def dropped(self, deletion_id: str) -> None:
+        """One delivery dropped unsent by the deletion (for its audit record)."""
+        self.redis.hincrby(keys.deletion(deletion_id), "events_dropped", 1)
 
     def get(self, deletion_id: str) -> dict[str, str] | None:
         found = cast(dict[str, str], self.redis.hgetall(keys.deletion(deletion_id)))

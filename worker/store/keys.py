@@ -162,3 +162,8 @@ def deletion(deletion_id: str) -> str:
 
 #: Counter of deletion requests done.
 DELETIONS_DONE = PREFIX + "deletions:done"
+
+
+def deleting(person: str) -> str:
+    """String "<sequence>:<deletion id>": the person's deliveries accepted up to that sequence are dropped."""
+    return f"{PREFIX}deleting:{person}"

@@ -35,3 +35,21 @@ def test_without_a_deletion_nothing_is_dropped(redis, rt) -> None:  # noqa: F811
     person, head = accept(redis, task, stream("eve", 1))
     deliver(task, runtime, person, head)
     assert runtime.counters.snapshot()["deleted"] == 0
+
+
+def test_parked_deliveries_accepted_before_the_deletion_are_dropped_not_left_to_expire(redis) -> None:
+    deletions = Deletions(redis)
+    deletions.request("d2")
+    redis.rpush(keys.parked("gus"), "3:0T|1000", "9:0T|1001")  # 9 was accepted after the request
+    redis.zadd(keys.PARKED_INDEX, {"gus": 1000})
+    redis.hset(keys.DELIVERIES, mapping={"3:0T": "{}", "9:0T": "{}"})
+    redis.hset(keys.COUNTERS, "parked", 2)
+    redis.set(keys.SEQ, 5)
+    deletions.mark("gus", "d2")
+
+    assert deletions.drop_parked("gus", "d2") == 1
+    assert redis.lrange(keys.parked("gus"), 0, -1) == ["9:0T|1001"]
+    assert (redis.hget(keys.COUNTERS, "parked"), redis.hget(keys.COUNTERS, "deleted")) == ("1", "1")
+    assert redis.hkeys(keys.DELIVERIES) == ["9:0T"]
+    assert (deletions.get("d2") or {})["events_dropped"] == "1"
+    assert deletions.drop_parked("gus", "another deletion") == 0  # only the deletion that marked the person

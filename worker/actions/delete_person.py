@@ -9,7 +9,7 @@ accepted after it are delivered as usual (a later identify makes the person agai
 Calls: the person's contact, found in the cache (by user id, email or anonymous id), else by
 a search on external_id, else on email; the leads linked to them (cached, or sharing the
 email); one ``DELETE /contacts/{id}`` each.  A contact Intercom no longer has (404, 410) is
-done.  Their cached ids, links, lead notes and dead letters are purged, and the deletion's audit record
+done.  Their cached ids, links, lead notes, parked deliveries and dead letters are purged, and the deletion's audit record
 (worker/store/deletions.py) says when it was done and how many contacts went.
 """
 
@@ -54,7 +54,10 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     if anonymous_id:
         ctx.contacts.end_lead_create(anonymous_id)
     purged = _purge_dead_letters(ctx, [person for person in (user_id, anonymous_id) if person])
-    Deletions(ctx.contacts.redis).done(fields["deletion_id"], len(deleted))
+    deletions = Deletions(ctx.contacts.redis)
+    lane = user_id or anonymous_id or f"deletion:{fields['deletion_id']}"  # the lane the request came through
+    deletions.drop_parked(lane, fields["deletion_id"])
+    deletions.done(fields["deletion_id"], len(deleted))
     ctx.log.info("deletion %s done: %d contact(s) deleted, %d dead letter(s) purged", fields["deletion_id"], len(deleted), purged)
     return {"deletion_id": fields["deletion_id"], "deleted_contacts": deleted, "purged_dead_letters": purged, "calls": ctx.calls}
 

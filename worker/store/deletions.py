@@ -14,7 +14,7 @@ from typing import cast
 
 import redis as redis_lib
 
-from worker.store import keys
+from worker.store import keys, scripts
 
 DEFAULT_AUDIT_DAYS = 365
 
@@ -70,6 +70,24 @@ class Deletions:
     def dropped(self, deletion_id: str) -> None:
         """One delivery dropped unsent by the deletion (for its audit record)."""
         self.redis.hincrby(keys.deletion(deletion_id), "events_dropped", 1)
+
+    def drop_parked(self, person: str, deletion_id: str) -> int:
+        """Drop, unsent, the person's parked deliveries accepted before the deletion; how many.
+
+        Parked, they would wait for an identify (then be dropped at the head anyway) or
+        become dead letters, traits and all, once the parking hold ran out.
+        """
+        mark = cast(str | None, self.redis.get(keys.deleting(person)))
+        boundary, _, marked_for = (mark or "").partition(":")
+        if marked_for != deletion_id:
+            return 0
+        if not hasattr(self, "_drop_parked_script"):
+            self._drop_parked_script = self.redis.register_script(scripts.source("lane_drop_parked.lua"))
+        ks = [keys.parked(person), keys.PARKED_INDEX, keys.DELIVERIES, keys.COUNTERS]
+        dropped = int(self._drop_parked_script(keys=ks, args=[person, int(boundary)]))
+        if dropped:
+            self.redis.hincrby(keys.deletion(deletion_id), "events_dropped", dropped)
+        return dropped
 
     def get(self, deletion_id: str) -> dict[str, str] | None:
         found = cast(dict[str, str], self.redis.hgetall(keys.deletion(deletion_id)))

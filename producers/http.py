@@ -42,6 +42,7 @@ from starlette.routing import BaseRoute, Route
 
 from console.app import mount as mount_console
 from producers.cors import Cors
+from producers.deletions import deletion_routes
 from producers.enqueue import BackPressure, Enqueuer
 from producers.events import BATCH_SHARED, EVENT_TYPES, MAX_DEPTH, InvalidEvent, validate_event
 from worker.store.counters import GAUGES, Counters
@@ -508,7 +509,8 @@ def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False
         Route("/ready", door.ready, methods=["GET"]),
         Route("/metrics", door.metrics, methods=["GET"]),
         Route("/openapi.json", door.openapi, methods=["GET"]),
-        # The pipeline console, for operators (ADMIN_KEYS; a write key never opens it).
+        # Privacy requests and the pipeline console, for operators (ADMIN_KEYS; a write key opens neither).
+        *deletion_routes(settings, enqueuer),
         mount_console(settings, enqueuer.redis),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})

@@ -155,12 +155,49 @@ def _get(summary: str, description: str, content_type: str = "application/json")
     return {"get": {"summary": summary, "responses": {"200": {"description": description, "content": {content_type: {}}}}}}
 
 
+def _deletion_paths() -> dict[str, Any]:
+    """A person's deletion (a privacy request): admins only (ADMIN_KEYS), never a write key."""
+    admin: list[dict[str, list[str]]] = [{"adminBasic": []}]
+    person = {
+        "type": "object",
+        "description": "Exactly one of them names the person.",
+        "properties": {"userId": {"type": "string"}, "email": {"type": "string"}, "anonymousId": {"type": "string"}},
+    }
+    return {
+        "/v1/deletions": {
+            "post": {
+                "summary": "Delete a person from Intercom, through their lane: events accepted before are dropped.",
+                "security": admin,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": person}}},
+                "responses": {
+                    "202": {"description": 'Accepted: {"id": ...} to follow with GET.', "content": {"application/json": {}}},
+                    "400": _error("The body names no person, or more than one way."),
+                    "401": _error("Not an admin key."),
+                },
+            }
+        },
+        "/v1/deletions/{id}": {
+            "get": {
+                "summary": "A deletion's state (pending or done) and what it deleted.",
+                "security": admin,
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "Its audit record.", "content": {"application/json": {}}},
+                    "401": _error("Not an admin key."),
+                    "404": _error("No such deletion."),
+                },
+            }
+        },
+    }
+
+
 def openapi_spec() -> dict[str, Any]:
     """A fresh copy of the OpenAPI 3.1 document of the ingestion API."""
     paths = _ingestion_paths()
     paths["/health"] = _get("Liveness", "The process answers.")
     paths["/ready"] = _get("Readiness", "Redis answers (503 otherwise).")
     paths["/metrics"] = _get("Fleet-wide counters", "Prometheus text format.", "text/plain")
+    paths |= _deletion_paths()
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -173,11 +210,12 @@ def openapi_spec() -> dict[str, Any]:
             "components": {
                 "schemas": {"Event": _EVENT, "Batch": _BATCH, "Error": _ERROR, "Refusal": _REFUSAL},
                 "securitySchemes": {
+                    "adminBasic": {"type": "http", "scheme": "basic", "description": "An ADMIN_KEYS user:password pair."},
                     "writeKeyBasic": {
                         "type": "http",
                         "scheme": "basic",
                         "description": "The write key as the user name, empty password (or writeKey in the body).",
-                    }
+                    },
                 },
             },
         }

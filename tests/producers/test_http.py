@@ -376,3 +376,17 @@ def test_the_server_mounts_the_pipeline_console_behind_its_own_keys(redis_url, e
             assert http.get("/console/", auth=("ops", "a-long-admin-password")).status_code == 200
     finally:
         server.stop()
+
+
+def test_the_server_takes_deletion_requests_from_admins_only(redis_url, enqueuer):
+    admin = Settings(redis_url=redis_url, write_keys=(WRITE_KEY,), admin_keys=(("ops", "a-long-admin-password"),))
+    server = LiveServer(create_app(admin, enqueuer)).start()
+    try:
+        with httpx.Client(base_url=server.url) as http:
+            assert http.post("/v1/deletions", json={"userId": "u1"}, auth=(WRITE_KEY, "")).status_code == 401
+            accepted = http.post("/v1/deletions", json={"userId": "u1"}, auth=("ops", "a-long-admin-password"))
+            assert accepted.status_code == 202
+            state = http.get(f"/v1/deletions/{accepted.json()['id']}", auth=("ops", "a-long-admin-password"))
+            assert state.status_code == 200 and state.json()["state"] == "pending"
+    finally:
+        server.stop()

@@ -181,7 +181,9 @@ def test_a_400_is_dead_lettered_with_intercoms_body_and_replayed_once_fixed(redi
                 "traits": {"email": f"{who}@example.com", "name": f"{who} v2", "plan": "business"},
             }
         )
-    workers = fleet(fake.url, MAPPINGS_FILE=str(mappings))
+    # UNKNOWN_ATTRIBUTES=fail: a 400 fails the whole identify, the policy this test is about
+    # (the default, hold, would deliver the rest and hold 'plan': tests/e2e/test_workspaces.py).
+    workers = fleet(fake.url, MAPPINGS_FILE=str(mappings), UNKNOWN_ATTRIBUTES="fail")
     workers.worker("w1", concurrency=4)
     workers.beat()
     accept(redis_url, events)

@@ -246,7 +246,14 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
         return _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     note = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
     if note is None and body.get("email") and ctx.workspace.find_leads_by_email:
-        existing = _existing_lead(ctx, body)
+        try:
+            existing = _existing_lead(ctx, body)
+        except IntercomError:
+            # Nothing was made yet (the search or the update of a lead found
+            # failed, a 429 most often): no later attempt must wait for
+            # Intercom's search to show a lead this attempt never created.
+            ctx.contacts.end_lead_create(ctx.anonymous_id)
+            raise
         if existing is not None:
             return existing
     if note is not None and note.lead_id:

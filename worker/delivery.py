@@ -299,7 +299,7 @@ class DeliveryRun:
 
     def _deletion_dropping(self) -> str | None:
         """The deletion of this person that this delivery, accepted before it, must not outrun."""
-        if self.action.name == "delete_person":
+        if self.action.deletes_person:
             return None
         return Deletions(self.rt.redis).dropping(self.person, int(self.delivery.split(":", 1)[0]))
 

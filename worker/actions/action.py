@@ -12,6 +12,8 @@ performs the calls, and how the lane treats it:
 * ``needs_contact``: it can run only for a person Intercom knows.
 * ``parks_on_404``: "no such contact" parks it until the person's next
   identify, instead of retrying it.
+* ``deletes_person``: it is a privacy request; the person's deliveries accepted
+  before it are dropped unsent, and it is not.
 
 The mapping checks (``worker/mappings``), the default mappings, the lane
 codes (those the Lua scripts use included) and the Celery task names are all
@@ -52,6 +54,9 @@ class Action:
     identifies: bool = False
     needs_contact: bool = False
     parks_on_404: bool = False
+    #: It deletes the person: a deletion drops the person's deliveries accepted
+    #: before it, but never itself.
+    deletes_person: bool = False
 
     def __post_init__(self) -> None:
         if len(self.lane_code) != 1 or not self.lane_code.isalpha():

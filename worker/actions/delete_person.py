@@ -116,4 +116,5 @@ ACTION = Action(
     default_mappings=(DEFAULT_MAPPING,),
     build_body=build_body,
     perform=perform,
+    deletes_person=True,
 )

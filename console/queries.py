@@ -21,6 +21,7 @@ from worker.settings import Settings
 from worker.store import keys
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetter
+from worker.store.deletions import Deletions
 from worker.store.history import History
 from worker.store.outcomes import Outcomes
 from worker.store.pause import Pause
@@ -51,7 +52,8 @@ def overview(redis: redis_lib.Redis, settings: Settings) -> Overview:
     """The counters now (as ``intercom-relay status`` shows them), the pause, the history."""
     limit = redis.hget(keys.budget(settings.token_id), "limit")
     return Overview(
-        counts=Counters(redis).snapshot(),
+        # As `status` shows them: the pipeline's counters, and the privacy deletions done.
+        counts={**Counters(redis).snapshot(), "deletions": Deletions(redis).count_done()},
         paused=pause_reason(redis, settings),
         limit=int(cast(str, limit)) if limit else None,
         history=History(redis).entries(),

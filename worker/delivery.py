@@ -38,16 +38,13 @@ from typing import Any, Protocol, Sequence
 import httpx
 
 from worker.actions import ACTIONS, ActionContext, action_of
-from worker.actions.common import WorkspacePolicy, load_fields
+from worker.actions.common import load_fields
 from worker.intercom.errors import IntercomError, InvalidPayload
 from worker.mappings import Mapping, MappingError
 from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
 from worker.runtime import Runtime
-from worker.store.attributes import Attributes
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
-from worker.store.deletions import Deletions
-from worker.store.dropped import DroppedFields
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
 from worker.store.outcomes import exchange_of
@@ -220,10 +217,10 @@ class DeliveryRun:
             companies=self.rt.companies,
             skip=self.rt.skip,
             mapping_version=mapping.fingerprint if mapping else "",
-            workspace=WorkspacePolicy(merge_leads_by_email=self.rt.settings.merge_leads_by_email),
+            workspace=self.rt.workspace,
             strict_fields=self.rt.settings.strict_fields,
-            drops=DroppedFields(self.rt.redis),
-            attributes=Attributes(self.rt.redis),
+            drops=self.rt.dropped_fields,
+            attributes=self.rt.attributes,
             unknown_attributes=self.rt.settings.unknown_attributes,
             max_created_attributes=self.rt.settings.max_created_attributes,
         )
@@ -301,11 +298,11 @@ class DeliveryRun:
         """The deletion of this person that this delivery, accepted before it, must not outrun."""
         if self.action.deletes_person:
             return None
-        return Deletions(self.rt.redis).dropping(self.person, int(self.delivery.split(":", 1)[0]))
+        return self.rt.deletions.dropping(self.person, int(self.delivery.split(":", 1)[0]))
 
     def _drop(self, deletion: str) -> dict:
         """Close the head unsent, counted as deleted (a privacy request came after it)."""
-        Deletions(self.rt.redis).dropped(deletion)
+        self.rt.deletions.dropped(deletion)
         self._close_delivered("deleted")
         return {"deleted": self.delivery, "deletion": deletion}
 

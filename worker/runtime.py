@@ -14,16 +14,20 @@ from typing import Self
 import redis as redis_lib
 
 from worker.actions import IDENTIFY, LANE_CODES
+from worker.actions.common import WorkspacePolicy
 from worker.actions.unchanged import SkipPolicy
 from worker.intercom.client import IntercomClient
 from worker.mappings import Mapping, load_mappings
 from worker.policy import RetryPolicy
 from worker.settings import Settings
+from worker.store.attributes import Attributes
 from worker.store.budget import RateBudget
 from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
+from worker.store.deletions import Deletions
+from worker.store.dropped import DroppedFields
 from worker.store.lanes import Lanes
 from worker.store.outcomes import Outcomes
 from worker.store.pause import Pause
@@ -57,6 +61,10 @@ class Runtime:
     companies: CompanyCache
     skip: SkipPolicy
     outcomes: Outcomes
+    deletions: Deletions
+    dropped_fields: DroppedFields
+    attributes: Attributes
+    workspace: WorkspacePolicy
 
     @classmethod
     def build(cls, settings: Settings) -> Self:
@@ -78,6 +86,10 @@ class Runtime:
             policy=RetryPolicy.from_settings(settings),
             companies=CompanyCache(redis),
             outcomes=Outcomes(redis),
+            deletions=Deletions(redis),
+            dropped_fields=DroppedFields(redis),
+            attributes=Attributes(redis),
+            workspace=WorkspacePolicy(merge_leads_by_email=settings.merge_leads_by_email),
             skip=SkipPolicy(enabled=settings.skip_unchanged, last_seen_resolution=settings.last_seen_resolution),
         )
 

@@ -84,7 +84,8 @@ def test_commands(services: dict) -> None:
     worker = services["worker"]["command"]
     assert worker[:4] == ["celery", "-A", "worker", "worker"] and "-E" in worker, "task events must be on for Flower"
     assert services["beat"]["command"][:4] == ["celery", "-A", "worker", "beat"]
-    assert services["flower"]["command"] == ["celery", "-A", "worker", "flower", "--port=5555"]
+    # The launcher checks FLOWER_BASIC_AUTH, then becomes `celery -A worker flower --port=5555` (tests/test_secrets.py).
+    assert services["flower"]["command"] == ["intercom-relay", "flower", "--port=5555"]
     assert services["fake-intercom"]["command"][:2] == ["intercom-relay", "fake-intercom"]
     assert services["sample-producer"]["command"][:2] == ["intercom-relay", "demo"]
 

@@ -17,8 +17,9 @@ import uvicorn
 
 from demo.embedded_redis import free_port
 
-#: The write key the test server accepts.
-WRITE_KEY = "wk_test_0123456789"
+#: The write keys the test server accepts (long enough for the door: worker/settings.py, MIN_WRITE_KEY).
+WRITE_KEY = "wk_test_0123456789abcdefghij"
+OTHER_WRITE_KEY = "wk_other_key_0123456789abcdef"
 
 
 def make_event(kind: str = "track", **fields: Any) -> dict:

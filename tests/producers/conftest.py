@@ -9,7 +9,7 @@ import pytest
 
 from producers.enqueue import Enqueuer
 from producers.http import create_app
-from tests.producers import WRITE_KEY, LiveServer
+from tests.producers import OTHER_WRITE_KEY, WRITE_KEY, LiveServer
 from worker.settings import Settings
 
 
@@ -29,7 +29,7 @@ def enqueuer(redis: Any, celery_app: celery.Celery) -> Enqueuer:
 
 @pytest.fixture
 def settings(redis_url: str) -> Settings:
-    return Settings(redis_url=redis_url, write_keys=(WRITE_KEY, "wk_other_key"))
+    return Settings(redis_url=redis_url, write_keys=(WRITE_KEY, OTHER_WRITE_KEY))
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from worker.settings import Settings
 from worker.store.counters import Counters
 
 ADMIN = ("ops", "a-long-admin-password")
-WRITE_KEY = "write-key-1"
+WRITE_KEY = "write-key-1-for-the-deletion-tests"
 
 
 def basic(user: str, password: str = "") -> dict[str, str]:

@@ -20,6 +20,7 @@ from producers.http import (
     gunzip_capped,
 )
 from tests.producers import (
+    OTHER_WRITE_KEY,
     WRITE_KEY,
     LiveServer,
     accepted_count,
@@ -250,7 +251,7 @@ def test_missing_auth_is_401(live_server):
 
 
 def test_every_configured_key_is_accepted(live_server):
-    response = httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=("wk_other_key", ""))
+    response = httpx.post(f"{live_server.url}/v1/track", json=make_event(), auth=(OTHER_WRITE_KEY, ""))
     assert response.status_code == 200
 
 

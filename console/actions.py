@@ -1,5 +1,9 @@
 """What the console changes: replaying and purging dead letters, as ``intercom-relay dead-letters`` does.
 
+A dead letter with reason ``unknown_attribute`` holds attribute values, not a delivery: its
+replay sends the values still held (worker/actions/attribute_replay.py), from this process,
+which needs INTERCOM_ACCESS_TOKEN for it.
+
 The web process that serves the console is the door, which must not load the
 worker's delivery stack at import (tests/test_imports.py): the lanes and the
 task sender are imported on the first replay or purge, and built once.
@@ -29,6 +33,10 @@ class Done:
     missing: int  # selected, but no longer kept (replayed or purged meanwhile)
 
 
+class ReplayRefused(Exception):
+    """A replay the console cannot carry out, and why."""
+
+
 class DeadLetterActions:
     def __init__(self, redis: redis_lib.Redis, settings: Settings) -> None:
         self.redis = redis
@@ -43,11 +51,24 @@ class DeadLetterActions:
 
         store, sender = self._built()
         letters = letters_by_id(self.redis, ids)
+        held = [dead.id for dead in letters if dead.held]
+        if held and not self.settings.access_token:
+            raise ReplayRefused("held attribute values are sent from here: set INTERCOM_ACCESS_TOKEN for the console's process")
         replayed, heads = store.replay(letters)
         for person, head in heads:
             dispatch(sender, person, head)
+        if held:
+            replayed += self._send_held(held)
         log.info("console: %s replayed %d dead letter(s) of %d selected", by, replayed, len(ids))
         return Done(replayed, len(ids) - len(letters))
+
+    def _send_held(self, held: list[str]) -> int:
+        """Send the values of unknown_attribute letters; how many letters this emptied (the others stay)."""
+        from worker.actions.attribute_replay import replay_letters  # noqa: PLC0415
+
+        sent, still = replay_letters(self.redis, self.settings, held)
+        log.info("console: %d held attribute value(s) sent, %d still held", sent, still)
+        return len(held) - len(letters_by_id(self.redis, held))
 
     def purge(self, ids: list[str], *, by: str) -> Done:
         """Delete the letters for good."""

@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import charts, queries
-from console.actions import MAX_SELECTED, DeadLetterActions
+from console.actions import MAX_SELECTED, DeadLetterActions, ReplayRefused
 from console.auth import REALM, Admins, cross_site
 from worker.settings import Settings
 
@@ -194,7 +194,10 @@ class Console:
             letters = await run_in_threadpool(queries.letters_by_id, self.redis, ids)
             return await self._page(request, "confirm.html", op=op, letters=letters, missing=len(ids) - len(letters))
         act = self.actions.replay if op == "replay" else self.actions.purge
-        done = await run_in_threadpool(lambda: act(ids, by=user))
+        try:
+            done = await run_in_threadpool(lambda: act(ids, by=user))
+        except ReplayRefused as exc:
+            raise ConsoleError(503, f"not replayed: {exc}") from None
         verb = "replayed" if op == "replay" else "purged"
         return RedirectResponse(_link(f"{_base(request)}/dead-letters", **{verb: done.acted, "missing": done.missing}), status_code=303)
 

@@ -19,8 +19,9 @@ import redis as redis_lib
 
 from worker.settings import Settings
 from worker.store import keys
+from worker.store.attributes import Attributes
 from worker.store.counters import Counters
-from worker.store.deadletters import DeadLetter
+from worker.store.deadletters import DeadLetter, load
 from worker.store.deletions import Deletions
 from worker.store.history import History
 from worker.store.outcomes import Outcomes
@@ -52,8 +53,13 @@ def overview(redis: redis_lib.Redis, settings: Settings) -> Overview:
     """The counters now (as ``intercom-relay status`` shows them), the pause, the history."""
     limit = redis.hget(keys.budget(settings.token_id), "limit")
     return Overview(
-        # As `status` shows them: the pipeline's counters, and the privacy deletions done.
-        counts={**Counters(redis).snapshot(), "deletions": Deletions(redis).count_done()},
+        # As `status` shows them: the pipeline's counters, the privacy deletions done, and the
+        # contacts and companies whose attribute values are held (dead letters, unknown_attribute).
+        counts={
+            **Counters(redis).snapshot(),
+            "deletions": Deletions(redis).count_done(),
+            "unknown_attribute": Attributes(redis).count_letters(),
+        },
         paused=pause_reason(redis, settings),
         limit=int(cast(str, limit)) if limit else None,
         history=History(redis).entries(),
@@ -279,13 +285,10 @@ def dead_letters(redis: redis_lib.Redis, wanted: DeadLetterFilter) -> DeadLetter
 
 
 def letters_by_id(redis: redis_lib.Redis, ids: list[str], chunk: int = 500) -> list[DeadLetter]:
-    """The dead letters of ``ids`` still kept, in the order given."""
+    """The dead letters of ``ids`` still kept, in the order given (held attribute values with their values)."""
     found = []
     for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        for raw in cast(list[str | None], redis.hmget(keys.DEAD, part)):
-            if raw is not None:
-                found.append(DeadLetter.from_json(raw))
+        found += load(redis, ids[start : start + chunk])
     return found
 
 
@@ -295,6 +298,11 @@ def dead_letter(redis: redis_lib.Redis, letter_id: str) -> dict[str, Any] | None
     if raw is None:
         return None
     data = json.loads(raw)
+    if data.get("held"):  # unknown_attribute: the values held, and the reason naming them
+        found = load(redis, [letter_id])
+        if not found:
+            return None
+        data["held"], data["reason"] = found[0].held, found[0].reason
     person = str(data.get("person") or "")
     sampled = [o for o in Outcomes(redis).of_person(person) if o.get("delivery") == letter_id and o.get("exchange")] if person else []
     data["exchange"] = sampled[0]["exchange"] if sampled else None

@@ -7,8 +7,10 @@ read with GET /data_attributes once for the fleet, and again after a 400 that na
 
 - ``hold`` (default): the rest is written now; each unknown attribute, a value of the wrong
   type for a defined one, and a value Intercom can't hold (an object, a list) is held in
-  Redis per contact or company, for ``intercom-relay attributes list`` and, once the
-  attribute exists, ``intercom-relay attributes replay``;
+  Redis per contact or company, as a dead letter with reason ``unknown_attribute`` naming
+  them, for ``intercom-relay attributes list`` and, once the attribute exists,
+  ``intercom-relay dead-letters replay --reason unknown_attribute``
+  (worker/actions/attribute_replay.py);
 - ``create``: an unknown attribute is created (POST /data_attributes), its type inferred
   from the value, up to MAX_CREATED_ATTRIBUTES; beyond that, or for a value no type fits,
   it is held as above;
@@ -55,7 +57,7 @@ def settle(ctx: ActionContext, model: str, target: str, body: dict, held: dict[s
         return
     ctx.attributes.written(model, target, list(body.get("custom_attributes") or {}))
     if held:
-        ctx.attributes.hold(model, target, held)
+        ctx.attributes.hold(model, target, held, person=ctx.user_id or ctx.anonymous_id)
 
 
 def refused_attribute(ctx: ActionContext, model: str, exc: IntercomError) -> bool:

@@ -1,14 +1,14 @@
 """The admin routes of deletions: ``POST /v1/deletions`` and ``GET /v1/deletions/{id}``.
 
-Not mounted by ``producers/http.py`` yet: ``create_app`` adds ``*deletion_routes(settings,
-enqueuer)`` to its routes.  Authorised by ADMIN_KEYS (HTTP Basic ``user:password``, as the
-console); a write key never authorises a deletion.
+Mounted by ``producers/http.py``'s ``create_app``.  Authorised by ADMIN_KEYS (HTTP Basic
+``user:password``, as the console); a write key never authorises a deletion.
 
 ``POST /v1/deletions`` with ``{"userId": …}`` (or ``email``, ``anonymousId``; several may be
 given) answers 202 ``{"id": …}`` once the request is durable in Redis, and the person's
 lane carries it out (worker/actions/delete_person.py).  ``GET /v1/deletions/{id}`` answers
-its audit record: ``state`` (pending, done), ``requested_at``, ``done_at``,
-``contacts_deleted``, ``events_dropped``.
+its audit record: ``state`` (pending, done, failed), ``requested_at``, ``done_at``,
+``contacts_deleted``, ``events_dropped``, and while failed ``reason``, ``failed_at`` and
+``dead_letter`` (worker/store/deletions.py).
 """
 
 from __future__ import annotations
@@ -81,7 +81,9 @@ def deletion_routes(settings: Any, enqueuer: Enqueuer) -> list[Route]:
 def _accept(deletions: Deletions, enqueuer: Enqueuer, settings: Any, deletion_id: str, event: dict) -> None:
     """Record the request, then queue its event: a GET right after the 202 finds it pending."""
     deletions.request(deletion_id, audit_days=getattr(settings, "deletion_audit_days", 365))
-    deletions.mark(person_of(event), deletion_id)  # what was accepted before is dropped unsent
+    ids = event["properties"]
+    # What was accepted before is dropped unsent, in the anonymous lanes linked to the user too.
+    deletions.mark(person_of(event), deletion_id, user_id=ids.get("user_id"), anonymous_id=ids.get("anonymous_id"))
     enqueuer.accept([event])
 
 

@@ -9,8 +9,15 @@ accepted after it are delivered as usual (a later identify makes the person agai
 Calls: the person's contact, found in the cache (by user id, email or anonymous id), else by
 a search on external_id, else on email; the leads linked to them (cached, or sharing the
 email); one ``DELETE /contacts/{id}`` each.  A contact Intercom no longer has (404, 410) is
-done.  Their cached ids, links, lead notes, parked deliveries and dead letters are purged, and the deletion's audit record
+done.  Their cached ids, links, lead notes, parked deliveries and dead letters (their held
+attribute values among them) are purged, and the deletion's audit record
 (worker/store/deletions.py) says when it was done and how many contacts went.
+
+A deletion by user id covers the anonymous ids the cache links to the user: their lanes
+were marked with the request (``Deletions.mark``), so what they held from before it is
+dropped; here their parked deliveries and dead letters go too.  If the deletion's delivery
+becomes a dead letter (a 4xx, the retry window over), worker/delivery.py marks the request
+failed, with why.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from marshmallow import ValidationError, fields, validates_schema
 from worker.actions.action import Action
 from worker.actions.common import ActionContext, FieldsSchema, StrId, find_contacts, load_fields, search_contact
 from worker.intercom.errors import NotFound
+from worker.store.attributes import letter_id
 from worker.store.deadletters import DeadLetters
 from worker.store.deletions import Deletions
 from worker.store.lanes import Lanes
@@ -50,33 +58,44 @@ def perform(ctx: ActionContext, fields: dict) -> dict:
     """Delete the person's contact and linked leads; returns the ids deleted and the calls."""
     fields = load_fields(Fields, fields)  # never lenient: a deletion runs on what it was asked, or fails
     user_id, email, anonymous_id = fields.get("user_id"), fields.get("email"), fields.get("anonymous_id")
-    deleted = [contact_id for contact_id in _contacts_of(ctx, user_id, email, anonymous_id) if _delete(ctx, contact_id)]
-    if anonymous_id:
-        ctx.contacts.end_lead_create(anonymous_id)
-    purged = _purge_dead_letters(ctx, [person for person in (user_id, anonymous_id) if person])
     deletions = Deletions(ctx.contacts.redis)
+    # Read before the contacts are forgotten: the cache's links are what names these lanes.
+    anonymous_ids = list(dict.fromkeys([*([anonymous_id] if anonymous_id else []), *deletions.linked_anonymous_ids(user_id)]))
+    found = _contacts_of(ctx, user_id, email, anonymous_ids)
+    deleted = [contact_id for contact_id in found if _delete(ctx, contact_id)]
+    for anonymous in anonymous_ids:
+        ctx.contacts.end_lead_create(anonymous)
+    persons = [person for person in (user_id, *anonymous_ids) if person]
+    purged = _purge_dead_letters(ctx, persons, found)
     lane = user_id or anonymous_id or f"deletion:{fields['deletion_id']}"  # the lane the request came through
-    deletions.drop_parked(lane, fields["deletion_id"])
+    for person in dict.fromkeys([lane, *anonymous_ids]):
+        deletions.drop_parked(person, fields["deletion_id"])  # only the lanes this deletion marked
     deletions.done(fields["deletion_id"], len(deleted))
     ctx.log.info("deletion %s done: %d contact(s) deleted, %d dead letter(s) purged", fields["deletion_id"], len(deleted), purged)
     return {"deletion_id": fields["deletion_id"], "deleted_contacts": deleted, "purged_dead_letters": purged, "calls": ctx.calls}
 
 
-def _purge_dead_letters(ctx: ActionContext, persons: list[str]) -> int:
-    """The person's dead letters hold their traits: they go too (they stay counted, as any purge)."""
+def _purge_dead_letters(ctx: ActionContext, persons: list[str], contacts: list[str]) -> int:
+    """The person's dead letters hold their traits: they go too (they stay counted, as any purge).
+
+    So do the attribute values held for their contacts, whichever lane held them.
+    """
     # Listing and purging read only Redis: the lanes a replay would need are not.
     letters = DeadLetters(ctx.contacts.redis, cast(Lanes, None))
-    return sum(letters.purge(list(letters.iter(person=person))) for person in persons)
+    purged = sum(letters.purge(list(letters.iter(person=person))) for person in persons)
+    return purged + letters.purge(letters.get([letter_id("contact", contact_id) for contact_id in contacts]))
 
 
-def _contacts_of(ctx: ActionContext, user_id: str | None, email: str | None, anonymous_id: str | None) -> list[str]:
+def _contacts_of(ctx: ActionContext, user_id: str | None, email: str | None, anonymous_ids: list[str]) -> list[str]:
     """The person's contact and linked leads, without repeats: cache first, else Intercom's search."""
     ids: list[str] = []
-    for kind, value in (("external_id", user_id), ("email", email), ("anonymous_id", anonymous_id)):
+    for kind, value in (("external_id", user_id), ("email", email), *(("anonymous_id", a) for a in anonymous_ids)):
         cached = ctx.contacts.get(**{kind: value}) if value else None
         if cached is not None:
             ids.append(cached.id)
-    ids += ctx.contacts.leads_of(anonymous_id=anonymous_id, email=email)
+    by_anonymous_id: list[str | None] = list(anonymous_ids) or [None]  # without one, the email's leads still count
+    for anonymous_id in by_anonymous_id:
+        ids += ctx.contacts.leads_of(anonymous_id=anonymous_id, email=email)
     if not ids and user_id:
         found = search_contact(ctx, "external_id", user_id)
         ids += [found["id"]] if found else []

@@ -22,9 +22,11 @@ local function drop_attempts(attempts, counters, id)
     redis.call('HINCRBY', counters, 'retrying', -1)
   end
 end
--- Decrement a hash field, removing it at zero.
+-- Decrement a hash field, removing it at zero.  Never below zero: a count a failure left
+-- short must not absorb a later increment and let a lane start while its person's events
+-- are still on their way (the sweep recounts a count that stands still: inflight.py).
 local function decr_field(hash, field)
-  if redis.call('HINCRBY', hash, field, -1) == 0 then redis.call('HDEL', hash, field) end
+  if redis.call('HINCRBY', hash, field, -1) <= 0 then redis.call('HDEL', hash, field) end
 end
 -- Put a person's parked deliveries back in the lane, at their acceptance places.
 local function unpark(lane, parked, parked_index, counters, person)

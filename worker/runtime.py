@@ -23,6 +23,7 @@ from worker.settings import Settings
 from worker.store.attributes import Attributes
 from worker.store.budget import RateBudget
 from worker.store.companies import CompanyCache
+from worker.store.connect import connect
 from worker.store.contacts import ContactCache
 from worker.store.counters import Counters
 from worker.store.deadletters import DeadLetters
@@ -68,7 +69,7 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings) -> Self:
-        redis = redis_lib.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
+        redis = connect(settings.redis_url, decode_responses=True, health_check_interval=30)
         lanes = build_lanes(redis, settings)
         budget = RateBudget(redis, settings.token_id, share=settings.rate_share)
         return cls(

@@ -1,0 +1,172 @@
+"""``REDIS_URL`` to a Redis client: one Redis, or the master a group of Sentinels names.
+
+Two forms of URL are taken:
+
+* ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://…`` (TLS): one
+  Redis, as redis-py and Celery read them;
+* ``sentinel://[[user]:password@]host1[:port1][,host2[:port2]…][/db]?master=NAME``:
+  the Redis that the Sentinels at those addresses (port 26379 unless given)
+  call the master of ``NAME``.  The user and password are those of the Redis
+  servers; the Sentinels are asked without one.
+
+A Sentinel client asks the Sentinels where the master is when it connects, and
+again when the server it holds stops answering, answers that it is now a
+replica, or refuses a write for want of replicas (below), so a worker follows
+a failover without a restart.  The Lua scripts need nothing more: redis-py's
+``Script`` loads a script again when the new master answers NOSCRIPT.
+
+Sentinel promotes a replica without stopping the old master: a client that
+keeps its connection writes there until Sentinel turns it into a replica (up
+to twenty seconds later), and those writes are then lost.  Run every server
+with ``min-replicas-to-write`` as many as its replicas (docs/operations.md):
+the old master then refuses writes (NOREPLICAS) the moment its replica is
+promoted, and :class:`MasterConnection` takes that answer, like READONLY, as
+the sign to ask the Sentinels again.
+
+Celery is given a Sentinel group as one ``sentinel://`` URL (the first
+Sentinel, with the password and database) and the whole list, with the
+master's name, in transport options: worker/broker.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import parse_qs, quote, unquote
+
+import redis
+from redis.sentinel import Sentinel, SentinelManagedConnection
+
+#: Where a Sentinel listens unless the URL says otherwise.
+SENTINEL_PORT = 26379
+
+#: Seconds to wait for one Sentinel before asking the next: an unreachable one must not hold a worker.
+SENTINEL_TIMEOUT = 2.0
+
+SCHEMES = ("redis://", "rediss://", "sentinel://")
+
+
+class RedisUrlError(ValueError):
+    """A malformed REDIS_URL.
+
+    The message names the part that is wrong and repeats none of the URL: a
+    password with an unencoded ``/`` or ``?`` would land in another part.
+    """
+
+
+@dataclass(frozen=True)
+class SentinelGroup:
+    """What a ``sentinel://`` URL says: where the Sentinels are, which master, which database."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def check(url: str) -> None:
+    """Raise RedisUrlError unless ``url`` is one of the forms above."""
+    if not url.startswith(SCHEMES):
+        scheme = url.split("://", 1)[0] + "://" if "://" in url else "no scheme"
+        raise RedisUrlError(f"must start with redis:// or rediss:// (one Redis) or sentinel:// (a Sentinel group); got {scheme}")
+    if is_sentinel(url):
+        parse_sentinel(url)
+
+
+def parse_sentinel(url: str) -> SentinelGroup:
+    """The parts of a ``sentinel://`` URL; RedisUrlError naming what is wrong, never the password."""
+    rest = url.removeprefix("sentinel://")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, _, hosts = netloc.rpartition("@")
+    username, _, password = userinfo.partition(":")
+    options = parse_qs(query, keep_blank_values=True)
+    if set(options) - {"master"}:
+        raise RedisUrlError("a sentinel:// URL takes only the option master= (percent-encode / ? @ : in the password)")
+    master = (options.get("master") or [""])[-1].strip()
+    if not master:
+        raise RedisUrlError("a sentinel:// URL must name its master: sentinel://host1:26379,host2:26379/0?master=mymaster")
+    return SentinelGroup(
+        sentinels=tuple(_address(entry, n) for n, entry in enumerate(hosts.split(","), start=1)),
+        master=master,
+        db=_db(path),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+    )
+
+
+def _address(entry: str, n: int) -> tuple[str, int]:
+    entry = entry.strip()
+    if entry.startswith("["):  # an IPv6 address: [::1]:26379
+        host, _, port = entry[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        host, _, port = entry.partition(":")
+    if not host or (port and not port.isdigit()) or (port and not 0 < int(port) < 65536):
+        raise RedisUrlError(f"Sentinel {n} of the list is not host[:port] (Sentinels are separated by commas)")
+    return host, int(port) if port else SENTINEL_PORT
+
+
+def _db(path: str) -> int:
+    path = path.strip("/")
+    if path and not path.isdigit():
+        raise RedisUrlError("the database after the hosts must be a number (percent-encode / ? @ : in the password)")
+    return int(path or 0)
+
+
+class MasterConnection(SentinelManagedConnection):
+    """A connection to the master that lets go of a master that lost its replicas (NOREPLICAS).
+
+    The error becomes a ConnectionError, which redis-py (and kombu) answer by
+    connecting again, through the Sentinels, and retrying the command.
+    """
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().read_response(*args, **kwargs)
+        except redis.ResponseError as exc:
+            if self.connection_pool.is_master and str(exc).startswith("NOREPLICAS"):
+                self.disconnect()
+                raise redis.ConnectionError("the master has no replica to write to: a failover may be under way") from exc
+            raise
+
+
+def connect(url: str, **kwargs: Any) -> redis.Redis:
+    """A client on the Redis of ``url``; ``kwargs`` are redis-py's (decode_responses, timeouts…)."""
+    if not is_sentinel(url):
+        return redis.Redis.from_url(url, **kwargs)
+    group = parse_sentinel(url)
+    timeouts = {
+        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or SENTINEL_TIMEOUT,
+        "socket_timeout": kwargs.get("socket_timeout") or SENTINEL_TIMEOUT,
+    }
+    sentinel = Sentinel(list(group.sentinels), sentinel_kwargs=timeouts)
+    credentials = {"db": group.db, "username": group.username, "password": group.password}
+    client = sentinel.master_for(group.master, connection_class=MasterConnection, **credentials, **kwargs)
+    return cast(redis.Redis, client)
+
+
+def celery_broker_url(url: str) -> str:
+    """The broker URL for kombu: ``url`` itself, or for a Sentinel group its first Sentinel with the credentials and database.
+
+    Not kombu's ``;``-separated list of Sentinels: kombu answers a lost
+    connection by switching to the next URL of such a list and, with it, to
+    its own Sentinel transport in place of the relay's (``Connection.switch``).
+    """
+    if not is_sentinel(url):
+        return url
+    group = parse_sentinel(url)
+    auth = ""
+    if group.username or group.password:
+        auth = f"{quote(group.username or '', safe='')}:{quote(group.password or '', safe='')}@"
+    host, port = group.sentinels[0]
+    return f"sentinel://{auth}{_netloc(host)}:{port}/{group.db}"
+
+
+def _netloc(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -18,18 +18,17 @@ lets the same person's later events overtake it (docs/design.md, guarantee 6).
 
 A :class:`DeliveryRun` is one head run by one task.  It carries what every
 step needs (the task, the runtime, the person, the delivery and its record,
-the chain) and owns the task's hold on the lane: its lease, renewed before
-each call to Intercom, and the rate slot prepaid for its first call.  The
-run is the budget its Intercom calls go through (``IntercomClient.with_budget``),
-which is how the lease and the slot reach the calls without any state hidden
-in the thread.
+the chain) and owns the rate slot prepaid for its first call.  The run is
+the budget its Intercom calls go through (``IntercomClient.with_budget``),
+which is how the slot reaches the calls without any state hidden in the
+thread.  While it runs, the worker's liveness thread renews the task's lease
+on the lane (``worker/liveness.py``), however long a call takes.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +36,7 @@ from typing import Any, Protocol, Sequence
 
 import httpx
 
+from worker import liveness
 from worker.actions import ACTIONS, ActionContext, action_of
 from worker.actions.common import load_fields
 from worker.intercom.errors import IntercomError, InvalidPayload
@@ -143,7 +143,7 @@ def deliver(task: TaskLike, rt: Runtime, person: str, delivery: str) -> dict:
 
 def _run_head(task: TaskLike, rt: Runtime, chain: Chain, delivery: str, claimed: Claimed | None) -> dict:
     if claimed is None:
-        token = uuid.uuid4().hex
+        token = liveness.token()
         claim, prepaid = rt.lanes.claim(chain.person, delivery, token), None
     else:
         token, claim = claimed
@@ -151,9 +151,10 @@ def _run_head(task: TaskLike, rt: Runtime, chain: Chain, delivery: str, claimed:
         prepaid = rt.budget.slot_of(claim.first_slot) if claim.first_slot is not None else None
     if claim.status != "ok" or claim.record is None:
         return {"skipped": claim.status}
-    run = DeliveryRun(task, rt, chain, delivery, claim, Lease(rt.lanes, chain.person, token), prepaid)
+    run = DeliveryRun(task, rt, chain, delivery, claim, prepaid)
     try:
-        result = run.run()
+        with liveness.holding(Lease(chain.person, token)):
+            result = run.run()
     finally:
         run.release_prepaid()  # a head that made no call leaves its slot unused
     chain.count(delivery, result)
@@ -163,7 +164,7 @@ def _run_head(task: TaskLike, rt: Runtime, chain: Chain, delivery: str, claimed:
 class DeliveryRun:
     """One head of one lane, run by one task; see the module docstring."""
 
-    def __init__(self, task: TaskLike, rt: Runtime, chain: Chain, delivery: str, claim: Claim, lease: Lease, prepaid: Slot | None) -> None:
+    def __init__(self, task: TaskLike, rt: Runtime, chain: Chain, delivery: str, claim: Claim, prepaid: Slot | None) -> None:
         assert claim.record is not None
         self.task, self.rt, self.chain = task, rt, chain
         self.person, self.delivery = chain.person, delivery
@@ -171,7 +172,6 @@ class DeliveryRun:
         self.action = ACTIONS[self.record["action"]]
         self.attempts = claim.attempts
         self.pending_identifies = claim.pending_identifies
-        self.lease = lease
         self.prepaid = prepaid
         #: Intercom's last answer to this run, kept for the outcome samples.
         self.last_response: httpx.Response | None = None
@@ -179,8 +179,7 @@ class DeliveryRun:
     # -- the budget of this run's Intercom calls ------------------------------------
 
     def acquire(self) -> float:
-        """Before each call: keep the lease alive, then take the prepaid slot or reserve one."""
-        self.lease.renew_if_due()
+        """Before each call: take the prepaid slot or reserve one."""
         slot, self.prepaid = self.prepaid, None
         return self.rt.budget.acquire(slot)
 
@@ -311,7 +310,7 @@ class DeliveryRun:
         if not self.chain.has_room():
             self._send_next(self.rt.lanes.finish(self.person, self.delivery, outcome))
             return
-        token = uuid.uuid4().hex
+        token = liveness.token()
         # The next head's first call is reserved in the same round trip: nearly every head makes one.
         head, claim = self.rt.lanes.finish_and_claim(self.person, self.delivery, outcome, token, reserve=self.rt.budget.reservation())
         self._send_next(head, (token, claim) if claim else None)

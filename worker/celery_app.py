@@ -22,6 +22,7 @@ from celery import Celery
 
 from worker.broker import SWEEP_TASK, VISIBILITY_TIMEOUT_SECONDS, broker_config
 from worker.delivery import CHAIN_SECONDS
+from worker.liveness import install as install_liveness
 from worker.policy import check_visibility_timeout
 from worker.settings import Settings
 from worker.tasks import register_tasks
@@ -48,7 +49,10 @@ def create_app(settings: Settings) -> Celery:
         worker_pool="threads",
         worker_concurrency=DEFAULT_CONCURRENCY,
         worker_hijack_root_logger=False,
+        # A message no worker can read is kept as a dead letter, not dropped (worker/consumer.py).
+        worker_consumer="worker.consumer:Consumer",
         beat_schedule={"sweep": {"task": SWEEP_TASK, "schedule": SWEEP_INTERVAL_SECONDS}},
     )
     register_tasks(app)
+    install_liveness(app)  # a worker beats and notes what it holds, so that the sweep frees it at its death
     return app

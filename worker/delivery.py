@@ -388,6 +388,8 @@ class DeliveryRun:
             self.delivery, self.record, reason or _reason(exc), response=_response(exc), attempts=attempts + 1, first_failure_ms=first
         )
         self._outcome("dead_lettered", attempts + 1, reason=body["reason"])
+        if self.action.deletes_person:  # its requester learns that it failed, and why
+            self.rt.deletions.failed(self.record, body["reason"], self.delivery)
         self._send_next(self.rt.lanes.finish(self.person, self.delivery, "dead_lettered", body))
         return {"dead_lettered": self.delivery, "reason": body["reason"]}
 

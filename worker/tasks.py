@@ -26,9 +26,11 @@ from redis.exceptions import RedisError
 from worker.actions import ACTIONS
 from worker.broker import INGEST_TASK, SWEEP_TASK, restore_stale_ingests
 from worker.delivery import TaskLike, deliver, dispatch
+from worker.liveness import reap_silent_workers
 from worker.mappings import select
 from worker.runtime import Runtime, get_runtime
 from worker.store.history import History
+from worker.store.inflight import InflightGuard, broker_keys
 from worker.store.lanes import person_of
 
 log = logging.getLogger("worker.tasks")
@@ -93,7 +95,11 @@ def sweep(task: Task) -> dict:
     for person, head in woken:
         dispatch(task.app, person, head)
     with task.app.connection_for_write() as connection:
+        # A dead worker's messages back on the queue and its lanes' leases ended (sent again next tick).
+        reap_silent_workers(connection, rt.redis, rt.settings)
         restored = restore_stale_ingests(connection)
+        # In-flight counts stuck above zero (or below it) set to what is really on its way, every ~30 s.
+        InflightGuard(rt.redis, rt.lanes).repair_if_due(broker_keys(connection), wake=lambda person, head: dispatch(task.app, person, head))
     expired = rt.lanes.expire_parked()
     trimmed = rt.dead_letters.trim()
     resumed = _probe_pause(rt)

@@ -180,16 +180,17 @@ def test_unpark_releases_another_lanes_parked_deliveries_and_wakes_it(redis, lan
     assert lanes.unpark("anon-1") is None  # nothing parked: nothing to wake
 
 
-def test_a_lease_last_renewed_long_ago_is_renewed(redis, lanes):
-    from worker.store.lease import Lease
+def test_a_claimed_lease_is_renewed_while_the_lane_is_the_tasks(redis, lanes):
+    from worker.store.lease import Lease, Leases
 
     accept(redis, "ann")
     head, _ = ingest(lanes, 1, "ann")
     lanes.claim("ann", head, "t1")
     before = redis.zscore(keys.LEASES, "ann")
-    lease = Lease(lanes, "ann", "t1", renewed_at=0.0)  # last renewed long ago
     time.sleep(0.05)
-    lease.renew_if_due()
+    pipe = redis.pipeline(transaction=False)
+    Leases(redis, 1).renew([Lease("ann", "t1"), Lease("ann", "t0")], pipe)  # t0: a task the lane is not with
+    assert pipe.execute() == [1, 0]
     assert redis.zscore(keys.LEASES, "ann") > before
 
 

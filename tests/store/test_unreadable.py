@@ -92,3 +92,10 @@ def test_headers_that_may_hold_a_secret_are_left_out_and_values_bounded():
     assert set(kept) == {"task", "argsrepr"}
     assert len(kept["argsrepr"]) <= 2049
     assert "s3cret" not in json.dumps(kept)
+
+
+def test_the_events_of_an_unreadable_ingest_message_leave_the_backlog(redis, store):
+    Counters(redis).incr("accepted", 3)  # the door accepted three events, all in the message no worker can read
+    store.keep(letter(), Counter({"ann": 2, "bob": 1}))
+    counts = Counters(redis).snapshot()
+    assert counts["unreadable_events"] == 3 and counts["backlog"] == 0

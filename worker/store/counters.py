@@ -5,7 +5,7 @@ Every accepted event ends in exactly one countable state (docs/design.md, guaran
 *delivery* (one event through one mapping; with the default mappings every
 event makes exactly one delivery):
 
-    accepted = duplicate + filtered + ingested + (waiting to be ingested)
+    accepted = duplicate + filtered + ingested + unreadable_events + (waiting to be ingested)
     deliveries = delivered + dead_lettered + deleted + (in a lane, parked or retrying)
 
 The Lua scripts of lanes.py move these counters in the same atomic step as
@@ -35,6 +35,9 @@ TOTALS = (
     "api_calls",  # HTTP calls made to Intercom
     "unchanged",  # delivered without a call: Intercom already held what they carried (SKIP_UNCHANGED)
     "coalesced",  # identifies delivered in the call of an earlier identify of the same person
+    "unreadable",  # queue messages no worker could read, kept as dead letters with their raw body (worker/consumer.py)
+    "unreadable_events",  # accepted events inside those messages, where the body could be read that far
+    "inflight_repaired",  # in-flight counts the sweep found stuck and set to what is on its way (inflight.py)
 )
 
 #: Counters that go up and down: how many deliveries are in that state now.
@@ -59,6 +62,6 @@ class Counters:
 
 def backlog(c: dict[str, int]) -> int:
     """Accepted and not yet finished: waiting at the door, in lanes, parked or retrying."""
-    not_ingested = c["accepted"] - c["duplicate"] - c["filtered"] - c["ingested"]
+    not_ingested = c["accepted"] - c["duplicate"] - c["filtered"] - c["ingested"] - c["unreadable_events"]
     unfinished = c["deliveries"] - c["delivered"] - c["dead_lettered"] - c["deleted"]
     return not_ingested + unfinished

@@ -20,6 +20,13 @@ SEQ = PREFIX + "seq"
 #: identify still on its way from the door is never overtaken.
 INFLIGHT = PREFIX + "inflight"
 
+#: Hash person -> "<inflight count>|<ms first seen at that count>": how long each count has
+#: stood still, so that the sweep recounts only those stuck for a while (inflight.py).
+INFLIGHT_SEEN = PREFIX + "inflight:seen"
+
+#: Set (NX, with an expiry) by the one sweep that checks the inflight counts in a window.
+INFLIGHT_CHECK = PREFIX + "inflight:check"
+
 #: Hash of pipeline counters (accepted, delivered, ...): see counters.py.
 COUNTERS = PREFIX + "counters"
 
@@ -51,6 +58,14 @@ DEAD_INDEX = PREFIX + "dead_index"
 
 #: List of counter snapshots, one per 10-s window, newest first (history.py).
 HISTORY = PREFIX + "history"
+
+#: Sorted set worker process id -> when it last beat (ms); the sweep frees what a silent one held (liveness.py).
+WORKERS = PREFIX + "workers"
+
+
+def held(worker: str) -> str:
+    """Set of the delivery tags of the queue messages a worker process took and has not acknowledged."""
+    return f"{PREFIX}worker:{worker}:held"
 
 
 def lane(person: str) -> str:
@@ -150,9 +165,14 @@ ATTRIBUTES_EXAMPLE = PREFIX + "attributes:example"
 ATTRIBUTES_CREATED = PREFIX + "attributes:created"
 
 
-def attributes_held(model: str, name: str) -> str:
-    """Hash target -> JSON value: the values of one unknown attribute held per contact id or company_id."""
-    return f"{PREFIX}attributes:held:{model}:{name}"
+def attributes_held(model: str, target: str) -> str:
+    """Hash name -> JSON value: the attribute values held for one contact id or company_id, the
+    content of its ``unknown_attribute`` dead letter (attributes.py)."""
+    return f"{PREFIX}attributes:held-for:{model}:{target}"
+
+
+#: Set of the ids of the ``unknown_attribute`` dead letters ("attr:<model>:<target>") kept now.
+ATTRIBUTES_LETTERS = PREFIX + "attributes:letters"
 
 
 def deletion(deletion_id: str) -> str:

@@ -14,6 +14,8 @@ redis.call('HINCRBY', KEYS[3], 'unreadable', 1)
 local woken = {}
 for i = 6, #ARGV, 2 do
   local person = ARGV[i]
+  -- Events the door accepted that will never be ingested: out of the backlog (counters.py).
+  redis.call('HINCRBY', KEYS[3], 'unreadable_events', tonumber(ARGV[i + 1]))
   if redis.call('HINCRBY', KEYS[4], person, -tonumber(ARGV[i + 1])) <= 0 then
     redis.call('HDEL', KEYS[4], person)
     if not redis.call('ZSCORE', KEYS[5], person) then

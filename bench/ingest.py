@@ -52,7 +52,7 @@ from producers.events import validate_event  # noqa: E402
 from worker.celery_app import create_app as create_celery_app  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
-WRITE_KEY = "wk_bench"
+WRITE_KEY = "wk_bench_0123456789abcdefghij"
 RESULTS = ROOT / "bench" / "results" / "ingest.json"
 
 

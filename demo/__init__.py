@@ -212,11 +212,10 @@ def send_stream(url: str, write_key: str, events: list[dict]) -> dict[str, int]:
 
 def redis_counts(redis_url: str) -> Callable[[], dict[str, int]]:
     """The fleet's counters straight from Redis (what ``intercom-relay status`` shows)."""
-    import redis as redis_lib  # noqa: PLC0415
-
+    from worker.store.connect import connect  # noqa: PLC0415
     from worker.store.counters import Counters  # noqa: PLC0415
 
-    counters = Counters(redis_lib.Redis.from_url(redis_url, decode_responses=True))
+    counters = Counters(connect(redis_url, decode_responses=True))
     return counters.snapshot
 
 
@@ -442,7 +441,7 @@ def _start_local(stack: Stack, env: dict[str, str], real: bool) -> tuple[str, st
         stack.say(f"Intercom: the REAL API ({say_url}) with INTERCOM_ACCESS_TOKEN")
     else:
         env["INTERCOM_API_URL"], env["INTERCOM_ACCESS_TOKEN"], fake = stack.fake_intercom()
-    write_key = "demo-" + secrets.token_hex(8)
+    write_key = "demo-" + secrets.token_urlsafe(24)
     env["WRITE_KEYS"] = write_key
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)

@@ -342,9 +342,8 @@ def build_enqueuer(settings: Settings) -> Enqueuer:
     The publishing app (worker/broker.py) shares the worker's broker settings
     (serializer, transport, visibility timeout) without loading its tasks.
     """
-    import redis  # noqa: PLC0415 - imported when a producer is built, not at import
+    from worker.broker import publisher_app  # noqa: PLC0415 - imported when a producer is built, not at import
+    from worker.store.connect import connect  # noqa: PLC0415
 
-    from worker.broker import publisher_app  # noqa: PLC0415
-
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=30)
-    return Enqueuer(client, publisher_app(settings), max_backlog=settings.max_backlog)
+    client = connect(settings.redis_url, decode_responses=True, health_check_interval=30)
+    return Enqueuer.from_settings(client, publisher_app(settings), settings)

@@ -20,12 +20,14 @@ import json
 import uuid
 from typing import Any
 
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from producers.enqueue import BackPressure, Enqueuer
+from producers.enqueue import BackPressure, Enqueuer, NotReplicated
 from worker.store.deletions import Deletions, deletion_event
 from worker.store.lanes import person_of
 
@@ -62,6 +64,12 @@ def deletion_routes(settings: Any, enqueuer: Enqueuer) -> list[Route]:
             await run_in_threadpool(_accept, deletions, enqueuer, settings, deletion_id, event)
         except BackPressure as exc:
             return _error(503, "backlog_full", str(exc))
+        except NotReplicated as exc:
+            # Stored on the master alone (ACCEPT_DURABILITY=replica): a retry asks for a second deletion,
+            # which finds the person gone and counts as done.
+            return _error(503, "not_replicated", str(exc))
+        except (RedisError, KombuOperationalError, OSError):
+            return _error(503, "unavailable", "the queue is unavailable; the deletion was not accepted, send it again")
         return JSONResponse({"id": deletion_id}, 202)
 
     async def deletion_state(request: Request) -> Response:

@@ -43,8 +43,9 @@ from starlette.routing import BaseRoute, Route
 from console.app import mount as mount_console
 from producers.cors import Cors
 from producers.deletions import deletion_routes
-from producers.enqueue import BackPressure, Enqueuer
+from producers.enqueue import BackPressure, Enqueuer, NotReplicated
 from producers.events import BATCH_SHARED, EVENT_TYPES, MAX_DEPTH, InvalidEvent, validate_event
+from worker.settings import check_write_keys
 from worker.store.counters import GAUGES, Counters
 
 log = logging.getLogger(__name__)
@@ -407,6 +408,9 @@ class Door:
             self.enqueuer.accept(events)
         except BackPressure as exc:
             raise HttpError(503, "backpressure", str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+        except NotReplicated as exc:  # ACCEPT_DURABILITY=replica: stored, but on the master alone
+            log.warning("accepted events not acknowledged by a replica: %s", exc)
+            raise HttpError(503, "not_replicated", str(exc), headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}) from None
         except (RedisError, KombuOperationalError, OSError) as exc:
             raise self._unavailable(exc) from None
 
@@ -495,7 +499,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False) -> Starlette:
-    """The ingestion app.  Refuses (NoWriteKeys) to run without write keys unless ``allow_no_auth``."""
+    """The ingestion app.  Refuses (NoWriteKeys) to run without write keys unless ``allow_no_auth``,
+    and (SettingsError) with a write key that is short or a placeholder."""
+    check_write_keys(settings.write_keys)
     keys = tuple(k.encode() for k in settings.write_keys)
     if not keys and not allow_no_auth:
         raise NoWriteKeys(

@@ -19,7 +19,10 @@ own (it borrows one from the channel's pool per command) and redis-py allows
 one to be shared by threads, so a channel keeps one and reuses it.
 
 The transport is chosen by ``broker_transport`` in :func:`broker_config`;
-the broker URL (redis:// or rediss://) still says where Redis is.
+the broker URL (redis:// or rediss://) still says where Redis is.  For a
+``sentinel://`` REDIS_URL (worker/store/connect.py) it is the same channel on
+kombu's Sentinel transport, which asks the Sentinels for the master whenever
+it connects, so the door and the workers follow a failover.
 """
 
 from __future__ import annotations
@@ -28,14 +31,18 @@ import json
 import time
 from typing import Any
 
+import redis
 from celery import Celery
 from kombu import Connection
 from kombu.transport import redis as kombu_redis
+from kombu.utils.json import dumps as kombu_dumps
+from redis.sentinel import Sentinel
 
 from worker.settings import Settings
+from worker.store.connect import SENTINEL_TIMEOUT, MasterConnection, celery_broker_url, is_sentinel, parse_sentinel
 from worker.task_names import INGEST_TASK, SWEEP_TASK
 
-__all__ = ["INGEST_TASK", "SWEEP_TASK", "TRANSPORT", "broker_config", "publisher_app"]
+__all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutCollector", "broker_config", "publisher_app"]
 
 #: A message taken by a worker that died comes back after this long.  It must
 #: outlive the longest countdown and the longest task (worker/policy.py checks
@@ -62,8 +69,82 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+class PutCollector:
+    """While open, the messages a kombu Redis channel would LPUSH are kept here instead.
+
+    ``puts`` holds ``(queue key, payload)`` in publishing order, with the key
+    and payload kombu's ``_put`` would have used (the queue's priority step,
+    kombu's JSON), so that the caller can store them together with other
+    writes in one atomic step.  Nothing is sent to Redis for them.
+
+    It works on any kombu Redis channel (the door may be given a Celery app on
+    kombu's own transport) by shadowing ``_put`` on that one channel object,
+    so the channel must be held by this thread alone while it is open (a
+    producer taken from the app's pool is).  Publish with ``retry=False``: a
+    publish kombu retries may move to a revived channel, which would push.
+    """
+
+    def __init__(self, channel: Any) -> None:
+        self.channel = channel
+        self.puts: list[tuple[str, str]] = []
+
+    def __enter__(self) -> PutCollector:
+        self.channel._put = self._put  # the instance attribute hides the class's method
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.channel._put
+
+    def _put(self, queue: str, message: dict, **kwargs: Any) -> None:
+        channel = self.channel
+        if queue in (getattr(channel, "_expires", None) or {}):
+            # kombu also renews an expiring queue's TTL on every push; no relay queue expires.
+            raise NotImplementedError(f"queue {queue!r} expires; its messages can't be collected")
+        key = channel._q_for_pri(queue, channel._get_message_priority(message, reverse=False))
+        self.puts.append((key, kombu_dumps(message)))  # the JSON kombu's _put writes
+
+
 #: The value of Celery's ``broker_transport`` setting that selects this transport.
 TRANSPORT = f"{__name__}:Transport"
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The channel above on the master a group of Sentinels names (a ``sentinel://`` REDIS_URL).
+
+    Its connections let go of a master that refuses writes for want of
+    replicas, as the door's and the stores' do (worker/store/connect.py).
+    The Sentinels are the transport option ``sentinels``, not a
+    ``;``-separated broker URL, which kombu would leave for its own transport
+    at the first lost connection (``celery_broker_url``).
+    """
+
+    from_transport_options = kombu_redis.SentinelChannel.from_transport_options + ("sentinels",)
+    connection_class = MasterConnection
+    # Set from the transport options by kombu's Channel.
+    sentinels: tuple[tuple[str, int], ...] = ()
+    master_name: str = ""
+
+    # As kombu's own, with the Sentinels taken from the transport option.
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        params = self._connparams(asynchronous)  # type: ignore[attr-defined]  # private to kombu, not in its stubs
+        params.pop("host", None)
+        params.pop("port", None)
+        addresses = [(host, port) for host, port in self.sentinels]
+        sentinel = Sentinel(addresses, sentinel_kwargs=getattr(self, "sentinel_kwargs", None), **params)
+        if asynchronous:  # kombu closes them with the pools (_disconnect_pools)
+            self._async_sentinel_manager = sentinel
+        else:
+            self._sentinel_manager = sentinel
+        credentials = {key: params[key] for key in ("username", "password") if key in params}
+        return sentinel.master_for(self.master_name, redis.Redis, **credentials).connection_pool
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    Channel = SentinelChannel
+
+
+#: ``broker_transport`` for a REDIS_URL that names a Sentinel group.
+SENTINEL_TRANSPORT = f"{__name__}:SentinelTransport"
 
 
 #: An ingest message a worker took and has not acknowledged after this long is
@@ -96,17 +177,28 @@ def restore_stale_ingests(connection: Connection, older_than: float = STALE_INGE
 
 def broker_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings a producer and a worker share: where the queue is and how messages look."""
+    sentinel = is_sentinel(settings.redis_url)
     return {
-        "broker_url": settings.redis_url,
-        "broker_transport": TRANSPORT,
+        "broker_url": celery_broker_url(settings.redis_url),
+        "broker_transport": SENTINEL_TRANSPORT if sentinel else TRANSPORT,
         "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        "broker_transport_options": _transport_options(settings.redis_url),
         "task_serializer": "json",
         "accept_content": ["json"],
         # No "task-sent" events: Flower shows tasks from the worker's events, and
         # a sent event would double the publishes of every lane hop.
         "task_send_sent_event": False,
     }
+
+
+def _transport_options(redis_url: str) -> dict[str, Any]:
+    """The visibility timeout; for a Sentinel group, the master's name and Sentinels asked with a timeout (no password)."""
+    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    if is_sentinel(redis_url):
+        options["master_name"] = parse_sentinel(redis_url).master
+        options["sentinels"] = [list(address) for address in parse_sentinel(redis_url).sentinels]
+        options["sentinel_kwargs"] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+    return options
 
 
 def publisher_app(settings: Settings) -> Celery:

@@ -15,6 +15,7 @@ import click
 import redis as redis_lib
 
 from worker.settings import Settings, SettingsError
+from worker.store.connect import connect
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -25,7 +26,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _redis(settings: Settings) -> Any:
-    client = redis_lib.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=5)
+    client = connect(settings.redis_url, decode_responses=True, socket_connect_timeout=5)
     try:
         client.ping()
     except redis_lib.RedisError as exc:
@@ -37,7 +38,7 @@ def _enqueuer(settings: Settings) -> Any:
     from producers.enqueue import Enqueuer  # noqa: PLC0415 - keeps `--help` fast
     from worker.broker import publisher_app  # noqa: PLC0415
 
-    return Enqueuer(_redis(settings), publisher_app(settings), max_backlog=settings.max_backlog)
+    return Enqueuer.from_settings(_redis(settings), publisher_app(settings), settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,6 +70,7 @@ def replay(file: str, dry_run: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
 def status(as_json: bool) -> None:
     """Fleet-wide pipeline counts: accepted, delivered, filtered, parked, retrying, dead-lettered, backlog."""
+    from worker.store.attributes import Attributes  # noqa: PLC0415
     from worker.store.counters import Counters  # noqa: PLC0415
     from worker.store.deletions import Deletions  # noqa: PLC0415
     from worker.store.dropped import DroppedFields  # noqa: PLC0415
@@ -82,6 +84,8 @@ def status(as_json: bool) -> None:
     # Fields left out of delivered events because their value could not be converted, by action.field.
     counts["dropped_fields"] = DroppedFields(redis).snapshot()
     counts["deletions"] = Deletions(redis).count_done()
+    # Dead letters with reason unknown_attribute: contacts and companies whose attribute values are held.
+    counts["unknown_attribute"] = Attributes(redis).count_letters()
     if as_json:
         click.echo(json.dumps(counts, indent=2))
         return
@@ -182,6 +186,20 @@ def replay_dead_letters(reason: str | None, person: str | None, ids: tuple[str, 
     for who, head in heads:
         dispatch(app, who, head)
     click.echo(f"replayed {replayed} dead letter(s)")
+    unreadable = [dead for dead in letters if dead.message]
+    if unreadable:
+        click.echo(
+            f"{len(unreadable)} dead letter(s) cannot be replayed: messages no worker could read, which hold no event "
+            "to put in a lane; `dead-letters list --json` shows their raw body: fix what sent them, then purge them",
+            err=True,
+        )
+    held = [dead.id for dead in letters if dead.held]  # unknown_attribute: their values are sent, not their event
+    if held:
+        from worker.actions.attribute_replay import replay_letters  # noqa: PLC0415
+
+        settings = _settings(require_token=True)
+        sent, still_held = replay_letters(_redis(settings), settings, held)
+        click.echo(f"sent {sent} held attribute value(s); {still_held} still held (attribute missing or value of another type)")
 
 
 @dead_letters.command("purge")
@@ -195,7 +213,7 @@ def purge_dead_letters(reason: str | None, person: str | None, ids: tuple[str, .
 
 @main.group()
 def attributes() -> None:
-    """Custom attributes the workspace lacks: list the held ones, create them, replay the held values."""
+    """Custom attributes the workspace lacks: list those held (dead letters, reason unknown_attribute), create them."""
 
 
 @attributes.command("list")
@@ -232,13 +250,19 @@ def create_attribute(name: str, data_type: str, model: str) -> None:
         except IntercomError as exc:
             raise click.ClickException(f"Intercom did not create {model} attribute {name!r}: {exc}") from None
     store.add(model, name, data_type)
-    click.echo(f"created {model} attribute {name!r} ({data_type}); `intercom-relay attributes replay` sends the values held for it")
+    click.echo(
+        f"created {model} attribute {name!r} ({data_type}); "
+        "`intercom-relay dead-letters replay --reason unknown_attribute` sends the values held for it"
+    )
 
 
 @attributes.command("replay")
 @click.option("--name", help="Only this attribute.")
 def replay_attributes(name: str | None) -> None:
-    """Send the held values of the attributes the workspace defines now; the rest stay held."""
+    """Send the held values of the attributes the workspace defines now; the rest stay held.
+
+    The same as `dead-letters replay --reason unknown_attribute`, narrowed to one attribute with --name.
+    """
     from worker.actions.attribute_replay import replay_held  # noqa: PLC0415
     from worker.intercom.client import IntercomClient  # noqa: PLC0415
     from worker.store.attributes import Attributes  # noqa: PLC0415
@@ -254,7 +278,7 @@ def replay_attributes(name: str | None) -> None:
 @click.option("--user-id", help="The person's userId (Intercom's external_id).")
 @click.option("--email", help="The person's email.")
 @click.option("--anonymous-id", help="The person's anonymousId.")
-@click.option("--wait", is_flag=True, help="Wait until the deletion is done, and print what was deleted.")
+@click.option("--wait", is_flag=True, help="Wait until the deletion is done (or failed: non-zero exit, and why), and print its record.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds --wait waits.")
 def delete_person(user_id: str | None, email: str | None, anonymous_id: str | None, wait: bool, timeout: float) -> None:
     """Delete a person from Intercom (a privacy request), through the person's lane; prints the deletion's id.
@@ -278,17 +302,23 @@ def delete_person(user_id: str | None, email: str | None, anonymous_id: str | No
         raise click.ClickException("no mapping takes deletions: MAPPINGS_FILE needs `include_defaults: true` or a delete_person mapping")
     deletions = Deletions(_redis(settings))
     deletions.request(deletion_id, audit_days=settings.deletion_audit_days)
-    deletions.mark(person_of(event), deletion_id)  # what was accepted before is dropped unsent
+    # What was accepted before is dropped unsent, in the anonymous lanes linked to the user too.
+    deletions.mark(person_of(event), deletion_id, user_id=user_id, anonymous_id=anonymous_id)
     _enqueuer(settings).accept([event])
     click.echo(deletion_id)
     if not wait:
         return
     deadline = time.monotonic() + timeout
-    while (record := deletions.get(deletion_id) or {}).get("state") != "done":
+    while (record := deletions.get(deletion_id) or {}).get("state") not in ("done", "failed"):
         if time.monotonic() > deadline:
             raise click.ClickException(f"deletion {deletion_id} is still {record.get('state', 'unknown')} after {timeout:g} s")
         time.sleep(0.5)
     click.echo(json.dumps(record, indent=2))
+    if record["state"] == "failed":
+        raise click.ClickException(
+            f"deletion {deletion_id} failed: {record.get('reason')}; once the cause is fixed, "
+            f"`intercom-relay dead-letters replay --id {record.get('dead_letter')}` runs it again"
+        )
 
 
 @main.command("fake-intercom", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -312,7 +342,19 @@ def serve(host: str, port: int, workers: int, no_auth: bool) -> None:
 
     try:
         run_server(_settings(), host=host, port=port, workers=workers, allow_no_auth=no_auth)
-    except NoWriteKeys as exc:
+    except (NoWriteKeys, SettingsError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Run Flower (celery flower, with these arguments) once FLOWER_BASIC_AUTH holds strong passwords."""
+    from worker.flower import FlowerAuthError, launch  # noqa: PLC0415
+
+    try:
+        launch(ctx.args)
+    except FlowerAuthError as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -51,6 +51,15 @@ class Settings:
     rate_share: float = 1.0
     # MAX_BACKLOG: back-pressure; the ingestion API answers 503 beyond this many unfinished events.
     max_backlog: int = 5_000_000
+    # MAX_BACKLOG_BYTES: back-pressure on Redis's memory: the ingestion API answers 503 while Redis's
+    # used_memory is over this many bytes. None (unset): 90% of Redis's own maxmemory, or no bound
+    # when Redis has none; 0: no bound (producers/enqueue.py, docs/operations.md "Redis sizing").
+    max_backlog_bytes: int | None = None
+    # ACCEPT_DURABILITY: local | replica: what a 200 from the door promises. replica: the events are
+    # also on at least one Redis replica (WAIT), else the door answers 503 (docs/ingestion.md).
+    accept_durability: str = "local"
+    # ACCEPT_REPLICA_TIMEOUT_MS: how long the door waits for a replica's acknowledgement (replica).
+    accept_replica_timeout_ms: int = 1000
     write_keys: tuple[str, ...] = field(default=(), repr=False)
     # ADMIN_KEYS: comma-separated user:password pairs that open the pipeline console (/console);
     # none (the default) leaves it closed. repr=False: a password must never reach a log line.
@@ -62,8 +71,9 @@ class Settings:
     http_timeout: float = 30.0
     log_format: str = "text"
     # LEASE_SECONDS: seconds without a sign of life before a running delivery is taken for
-    # lost (its worker died) and sent again.
-    lease_seconds: float = 60.0
+    # lost and sent again. A worker renews its deliveries' leases every few seconds, however long
+    # a call takes (worker/liveness.py); a worker that dies is noticed sooner, after 10 s of silence.
+    lease_seconds: float = 15.0
     # DISPATCH_SECONDS: a sent task normally starts within seconds; one not started after this
     # long is taken for lost and its lane's head is sent again. A task is lost when its worker
     # dies after closing one head and before sending the next, or dies holding prefetched
@@ -129,6 +139,9 @@ class Settings:
             park_hold=_number(env, "PARK_HOLD_SECONDS", default.park_hold, minimum=0),
             rate_share=_number(env, "RATE_LIMIT_SHARE", default.rate_share, minimum=0.01, maximum=1.0),
             max_backlog=int(_number(env, "MAX_BACKLOG", default.max_backlog, minimum=1)),
+            max_backlog_bytes=_max_backlog_bytes(env),
+            accept_durability=_accept_durability(env),
+            accept_replica_timeout_ms=int(_number(env, "ACCEPT_REPLICA_TIMEOUT_MS", default.accept_replica_timeout_ms, minimum=1)),
             write_keys=write_keys,
             admin_keys=_admin_keys(env, write_keys),
             cors_origins=_cors_origins(env),
@@ -159,12 +172,16 @@ def _region_and_api_url(env: Mapping[str, str]) -> tuple[str, str]:
 
 
 def _redis_url(env: Mapping[str, str], default: str) -> str:
+    """One Redis (redis://, rediss://) or a Sentinel group (sentinel://…?master=NAME): worker/store/connect.py."""
+    from worker.store.connect import RedisUrlError, check  # noqa: PLC0415 - the URL forms live with the client they build
+
     redis_url = env.get("REDIS_URL", default).strip()
-    # Celery's Redis transport takes no unix:// URL, so neither do we.
-    if not redis_url.startswith(("redis://", "rediss://")):
-        scheme = redis_url.split("://", 1)[0] + "://" if "://" in redis_url else "no scheme"
-        # Only the scheme is echoed: the URL may carry Redis's password.
-        raise SettingsError(f"REDIS_URL must start with redis:// or rediss://; got {scheme}")
+    # Celery's Redis transport takes no unix:// URL, so neither do we.  The
+    # error names what is wrong, never the URL: it may carry Redis's password.
+    try:
+        check(redis_url)
+    except RedisUrlError as exc:
+        raise SettingsError(f"REDIS_URL {exc}") from None
     return redis_url
 
 
@@ -187,6 +204,46 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
 #: The shortest console password accepted: the console can replay and purge dead letters.
 MIN_ADMIN_PASSWORD = 12
 
+#: The shortest write key the door accepts.  Segment's own write keys are 32 random
+#: characters; 24 still leaves 144 bits when drawn by secrets.token_urlsafe, and refuses
+#: every word, name or short phrase a person would type instead of generating one.
+MIN_WRITE_KEY = 24
+
+#: Words that mark a value as a placeholder copied from .env.example or a tutorial, not a secret
+#: (matched anywhere, ignoring case).  A generated key holds none of them.
+PLACEHOLDER_MARKS = ("replace-with", "replace_with", "changeme", "change-me", "placeholder", "example")
+
+#: How to make a real key, said by every refusal.
+GENERATE_HINT = 'make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def secret_weakness(value: str, minimum: int) -> str | None:
+    """Why ``value`` cannot serve as a secret, or None.  The reason never quotes the value."""
+    lowered = value.lower()
+    mark = next((m for m in PLACEHOLDER_MARKS if m in lowered), None)
+    if mark:
+        return f"is a placeholder (it contains {mark!r})"
+    if len(value) < minimum:
+        return f"is shorter than {minimum} characters"
+    if len(set(value)) == 1:
+        return "is one character repeated"
+    return None
+
+
+def check_write_keys(write_keys: tuple[str, ...]) -> None:
+    """Refuse a write key that is short, a placeholder or one repeated character.
+
+    Called by the door (producers/http.py, ``create_app``), not by ``from_env``: a worker
+    never takes a write key and must not be stopped by one.  An error names the entry by
+    position, never the key.
+    """
+    for n, key in enumerate(write_keys, start=1):
+        weakness = secret_weakness(key, MIN_WRITE_KEY)
+        if weakness:
+            raise SettingsError(
+                f"WRITE_KEYS: entry {n} {weakness}; a write key needs at least {MIN_WRITE_KEY} random characters; {GENERATE_HINT}"
+            )
+
 
 def _admin_keys(env: Mapping[str, str], write_keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """ADMIN_KEYS as (user, password) pairs; an error names the entry by position, never its password."""
@@ -197,8 +254,12 @@ def _admin_keys(env: Mapping[str, str], write_keys: tuple[str, ...]) -> tuple[tu
         user, sep, password = raw.partition(":")
         if not (sep and user.strip() and password):
             raise SettingsError(f"ADMIN_KEYS: entry {n} must be user:password")
-        if len(password) < MIN_ADMIN_PASSWORD:
-            raise SettingsError(f"ADMIN_KEYS: the password of entry {n} ({user.strip()!r}) is shorter than {MIN_ADMIN_PASSWORD} characters")
+        weakness = secret_weakness(password, MIN_ADMIN_PASSWORD)
+        if weakness:
+            raise SettingsError(
+                f"ADMIN_KEYS: the password of entry {n} ({user.strip()!r}) {weakness}; "
+                f"a password needs at least {MIN_ADMIN_PASSWORD} characters; {GENERATE_HINT}"
+            )
         if password in write_keys:
             # A write key sits in every page that sends events; it must never open the console.
             raise SettingsError(f"ADMIN_KEYS: the password of entry {n} ({user.strip()!r}) is also a write key")
@@ -225,6 +286,30 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name} must be true or false; got {raw!r}")
+
+
+#: Redis's memory units (redis.conf): 1k is 1000 bytes, 1kb is 1024.
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 2**10, "m": 10**6, "mb": 2**20, "g": 10**9, "gb": 2**30}
+
+
+def _max_backlog_bytes(env: Mapping[str, str]) -> int | None:
+    """MAX_BACKLOG_BYTES in bytes, written as Redis writes maxmemory (2gb, 1500mb, 2000000000); None when unset."""
+    raw = env.get("MAX_BACKLOG_BYTES", "").strip().lower()
+    if not raw:
+        return None
+    number = raw.rstrip("bkmg")
+    unit = raw[len(number) :]
+    if not number.isdigit() or unit not in _MEMORY_UNITS:
+        raise SettingsError(f"MAX_BACKLOG_BYTES must be bytes, with or without a redis.conf unit (2000000000, 1500mb, 2gb); got {raw!r}")
+    return int(number) * _MEMORY_UNITS[unit]
+
+
+def _accept_durability(env: Mapping[str, str]) -> str:
+    """ACCEPT_DURABILITY, local or replica."""
+    value = env.get("ACCEPT_DURABILITY", "").strip().lower() or "local"
+    if value not in ("local", "replica"):
+        raise SettingsError(f"ACCEPT_DURABILITY must be local or replica; got {value!r}")
+    return value
 
 
 def _unknown_attributes(env: Mapping[str, str]) -> str:

@@ -12,56 +12,23 @@ fails CI (Celery 5.7.0's consumer died on the first restart).
 from __future__ import annotations
 
 import shutil
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import redis as redis_lib
 
-from demo.embedded_redis import find_redis_server, free_port
 from producers.enqueue import Enqueuer
 from producers.events import validate_event
 from tests.e2e.harness import Fleet, relay_env
+from tests.e2e.redis_server import KillableRedis
 from worker.broker import publisher_app
 from worker.settings import Settings
 from worker.store.counters import Counters
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class KillableRedis:
-    """A redis-server that can be SIGKILLed and started again on the same port and files."""
-
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        args = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"]
-        self.process = subprocess.Popen([find_redis_server(), *args, "--dir", str(self.directory)], stdout=subprocess.DEVNULL)
-        client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis_lib.ConnectionError:
-                time.sleep(0.1)
-        raise AssertionError("redis-server did not come back")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
 
 
 @pytest.fixture
@@ -70,9 +37,7 @@ def killable_redis(tmp_path: Path) -> Iterator[KillableRedis]:
     server.directory.mkdir()
     server.start()
     yield server
-    if server.process and server.process.poll() is None:
-        server.process.terminate()
-        server.process.wait(timeout=10)
+    server.stop()
     shutil.rmtree(server.directory, ignore_errors=True)
 
 

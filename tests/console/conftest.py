@@ -3,8 +3,8 @@
 The console is composed here as the ingestion server will mount it
 (``Starlette(routes=[console.app.mount(settings, redis)])``).  The browser is
 the one tests/e2e/js_clients.py drives: Debian's ``chromium`` under
-Playwright, never downloaded; missing, it fails the test in CI and skips it
-elsewhere, saying how to install it.
+Playwright, never downloaded; missing, it fails the test, saying how to
+install it (.ci/run does).
 """
 
 from __future__ import annotations

@@ -244,8 +244,13 @@ def test_a_finished_lead_creation_leaves_no_note(stub, make_ctx, contacts) -> No
     assert contacts.begin_lead_create("anon1", 0.0) is None  # nothing left over
 
 
+def died_after_its_post(contacts, began: float) -> None:
+    contacts.begin_lead_create("anon1", began)
+    contacts.lead_create_sent("anon1", began)
+
+
 def test_a_redelivered_lead_creation_finds_the_lead_it_made(stub, make_ctx, contacts) -> None:
-    contacts.begin_lead_create("anon1", time.time() - 5)  # an attempt that died after its POST
+    died_after_its_post(contacts, time.time() - 5)
     stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")))
     stub.expect("PUT", "/contacts/lead1", answer=contact("lead1", "lead"))
     result = perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
@@ -254,15 +259,21 @@ def test_a_redelivered_lead_creation_finds_the_lead_it_made(stub, make_ctx, cont
 
 
 def test_a_redelivered_lead_creation_waits_while_the_search_may_lag(stub, make_ctx, contacts) -> None:
-    contacts.begin_lead_create("anon1", time.time() - 5)
+    died_after_its_post(contacts, time.time() - 5)
     stub.expect("POST", "/contacts/search", answer=found())
     with pytest.raises(AwaitingSearch, match="earlier attempt to create this lead") as waiting:
         perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})
     assert 0 < waiting.value.retry_at - time.time() <= identify_contact.LEAD_SEARCH_EVERY_SECONDS
 
 
+def test_an_attempt_that_died_before_its_post_leaves_nothing_to_wait_for(stub, make_ctx, contacts) -> None:
+    contacts.begin_lead_create("anon1", time.time() - 5)  # its worker died while it searched for an existing lead
+    stub.expect("POST", "/contacts", answer=contact("lead2", "lead"))  # no wait for a search: no lead was asked for
+    assert perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})["contact_id"] == "lead2"
+
+
 def test_past_the_search_wait_the_lead_is_created(stub, make_ctx, contacts) -> None:
-    contacts.begin_lead_create("anon1", time.time() - identify_contact.LEAD_SEARCH_WAIT_SECONDS - 1)
+    died_after_its_post(contacts, time.time() - identify_contact.LEAD_SEARCH_WAIT_SECONDS - 1)
     stub.expect("POST", "/contacts/search", answer=found())
     stub.expect("POST", "/contacts", answer=contact("lead2", "lead"))
     assert perform(make_ctx(anonymous_id="anon1"), {"role": "lead", "email": "ann@example.com"})["contact_id"] == "lead2"
@@ -324,7 +335,7 @@ def test_a_user_identify_merges_the_lead_being_made_in_the_other_lane(stub, make
 
 
 def test_a_converted_persons_redelivered_lead_identify_merges_the_lead_it_made(stub, make_ctx, contacts) -> None:
-    contacts.begin_lead_create("anon1", time.time() - 5)  # killed after Intercom made the lead, before noting it
+    died_after_its_post(contacts, time.time() - 5)  # killed after Intercom made the lead, before noting it
     contacts.link_anonymous("anon1", "user1", "user")  # the user identify, in the other lane, ran meanwhile
     stub.expect("POST", "/contacts/search", answer=found(contact("lead1", "lead")))
     stub.expect("PUT", "/contacts/user1", answer=contact("user1"))
@@ -337,7 +348,7 @@ def test_a_converted_persons_redelivered_lead_identify_merges_the_lead_it_made(s
 
 
 def test_a_converted_persons_redelivered_lead_identify_waits_while_the_search_may_lag(stub, make_ctx, contacts) -> None:
-    contacts.begin_lead_create("anon1", time.time() - 5)
+    died_after_its_post(contacts, time.time() - 5)
     contacts.link_anonymous("anon1", "user1", "user")
     stub.expect("POST", "/contacts/search", answer=found())
     with pytest.raises(AwaitingSearch, match="earlier attempt to create this lead"):

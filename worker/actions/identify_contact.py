@@ -245,6 +245,10 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
     if not ctx.anonymous_id:
         return _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     note = ctx.contacts.begin_lead_create(ctx.anonymous_id, time.time())
+    if note is not None and not note.may_have_made_a_lead:
+        # The earlier attempt stopped before it asked Intercom for the lead (its worker
+        # died during the search for an existing one): there is nothing to wait for.
+        note = None
     if note is None and body.get("email") and ctx.workspace.find_leads_by_email:
         try:
             existing = _existing_lead(ctx, body)
@@ -264,6 +268,7 @@ def _create_lead(ctx: ActionContext, body: dict) -> dict:
         found = _search_unfinished_lead(ctx, body["email"], note)
         if found is not None:
             return _wrote(ctx, ctx.call(ctx.client.update_contact, found["id"], body), body)
+    ctx.contacts.lead_create_sent(ctx.anonymous_id, time.time())
     try:
         lead = _wrote(ctx, ctx.call(ctx.client.create_contact, body), body)
     except IntercomError as exc:
@@ -300,7 +305,7 @@ def _note_unfinished_lead(ctx: ActionContext, anonymous_id: str, email: str | No
     the note, and the user's merge of its leads (``_merge_leads``) folds it in.
     """
     note = ctx.contacts.lead_note(anonymous_id)
-    if note is None or note.lead_id or not email:
+    if note is None or note.lead_id or not note.may_have_made_a_lead or not email:
         return
     found = _search_unfinished_lead(ctx, email, note)
     if found is not None:
@@ -316,11 +321,11 @@ def _search_unfinished_lead(ctx: ActionContext, email: str, note: LeadNote) -> d
     found = search_contact(ctx, "email", email, role="lead")
     if found is not None:
         return found
-    now = time.time()
-    if now - note.began < LEAD_SEARCH_WAIT_SECONDS:
+    now, asked = time.time(), note.sent or note.began
+    if now - asked < LEAD_SEARCH_WAIT_SECONDS:
         raise AwaitingSearch(
             "an earlier attempt to create this lead did not finish; waiting for Intercom's search to show whether it made the lead",
-            retry_at=min(note.began + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS),
+            retry_at=min(asked + LEAD_SEARCH_WAIT_SECONDS, now + LEAD_SEARCH_EVERY_SECONDS),
         )
     return None
 

@@ -56,6 +56,13 @@ class LeadNote:
     began: float
     #: The lead it made, if Intercom's answer came back before the attempt stopped.
     lead_id: str | None = None
+    #: When it asked Intercom to make the lead; None: it stopped before (while it searched
+    #: for an existing lead, say), so no lead of its can exist.
+    sent: float | None = None
+
+    @property
+    def may_have_made_a_lead(self) -> bool:
+        return self.lead_id is not None or self.sent is not None
 
 
 class ContactCache:
@@ -177,12 +184,16 @@ class ContactCache:
         fresh, note, _ = pipe.execute()
         if fresh:
             return None
-        return LeadNote(float(note.get("began") or now), _id_or_none(note.get("lead")))
+        return _lead_note(note, now)
 
     def lead_note(self, anonymous_id: str) -> LeadNote | None:
         """The note of an unfinished lead creation for the anonymous id, if there is one."""
         note = self.redis.hgetall(rkeys.lead_note(anonymous_id))
-        return LeadNote(float(note["began"]), _id_or_none(note.get("lead"))) if note.get("began") else None
+        return _lead_note(note, 0.0) if note.get("began") else None
+
+    def lead_create_sent(self, anonymous_id: str, now: float) -> None:
+        """The attempt is asking Intercom to make the lead: from now on a redelivery must look for it."""
+        self.redis.hset(rkeys.lead_note(anonymous_id), "sent", repr(now))
 
     def lead_created(self, anonymous_id: str, lead_id: str) -> None:
         """Intercom made the lead: the note names it until the lead is cached."""
@@ -258,3 +269,8 @@ def _keys(*, external_id: str | None, email: str | None, anonymous_id: str | Non
 def _id_or_none(value: object) -> str | None:
     """A stored contact id, or None for a missing or empty one."""
     return str(value) if value else None
+
+
+def _lead_note(note: dict, now: float) -> LeadNote:
+    sent = note.get("sent")
+    return LeadNote(float(note.get("began") or now), _id_or_none(note.get("lead")), float(sent) if sent else None)

@@ -17,6 +17,7 @@ import pytest
 from tests.e2e.harness import accept, wait_until_finished
 from tests.e2e.test_retries import cli, wait_for, wait_ready
 from worker.store import keys
+from worker.store.counters import Counters
 
 pytestmark = pytest.mark.e2e
 
@@ -59,6 +60,7 @@ def test_unreadable_messages_become_dead_letters_and_the_worker_keeps_working(re
 
     # One of carol's events is in a message a worker cannot read: the door counted it.
     redis.hincrby(keys.INFLIGHT, "carol", 1)
+    Counters(redis).incr("accepted")  # and accepted it
     carol_lost = {"seq": 10**9, "event": {"type": "track", "event": "Lost", "userId": "carol", "messageId": "lost-1"}}
     pushed = {
         "undecodable_message": broken(template, b'{"not": json'),

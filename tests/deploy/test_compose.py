@@ -142,3 +142,10 @@ def test_ports_are_published_on_a_chosen_address_and_redis_has_a_memory_limit() 
             assert str(port).startswith(("${PUBLISH_ADDRESS:-127.0.0.1}:", "127.0.0.1:")), f"{name} publishes {port} on every interface"
     command = services["redis"]["command"]
     assert command[command.index("--maxmemory") + 1] and command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_every_setting_reaches_the_relay_services(services: dict) -> None:
+    """A setting in .env that compose does not pass on would be silently ignored."""
+    read = set(re.findall(r'"([A-Z][A-Z0-9_]{3,})"', (ROOT / "worker" / "settings.py").read_text()))
+    passed = set(services["worker"]["environment"]) | set(services["web"]["environment"])
+    assert read - passed == set(), f"worker/settings.py reads these, docker-compose.yml does not pass them: {sorted(read - passed)}"

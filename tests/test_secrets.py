@@ -214,3 +214,9 @@ def test_intercom_relay_flower_exits_with_one_line_when_refused(env: dict[str, s
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
     assert "replace-with-a-long-random-password" not in done.stderr
+
+
+def test_a_placeholder_access_token_stops_every_process_with_a_message_naming_the_variable() -> None:
+    with pytest.raises(SettingsError, match="INTERCOM_ACCESS_TOKEN is a placeholder") as refused:
+        Settings.from_env({"INTERCOM_ACCESS_TOKEN": "replace-with-your-intercom-access-token"})
+    assert "your-intercom" not in str(refused.value)

@@ -120,6 +120,11 @@ class Settings:
         token = env.get("INTERCOM_ACCESS_TOKEN", "").strip()
         if require_token and not token:
             raise SettingsError("INTERCOM_ACCESS_TOKEN is not set; create an access token in Intercom's Developer Hub")
+        mark = next((m for m in PLACEHOLDER_MARKS if m in token.lower()), None)
+        if mark:  # copied from .env.example: every call would answer 401
+            raise SettingsError(
+                f"INTERCOM_ACCESS_TOKEN is a placeholder (it contains {mark!r}); create an access token in Intercom's Developer Hub"
+            )
         default = cls()
         redis_url = _redis_url(env, default.redis_url)
         mappings_file = env.get("MAPPINGS_FILE", "").strip() or None

@@ -106,6 +106,7 @@ def test_a_deletion_intercom_refuses_is_failed_with_why_then_done_once_replayed(
     healthy = rt()  # the cause is fixed (a token with the right scope)
     replayed, heads = DeadLetters(redis, healthy.lanes).replay([dead])
     assert replayed == 1
+    assert (deletions.get("d3") or {})["state"] == "pending"  # replayed: waiting for its delivery again
     for person, head in heads:
         deliver(task, healthy, person, head)
     record = deletions.get("d3") or {}

@@ -31,7 +31,7 @@ from worker.actions.common import ActionContext, FieldsSchema, StrId, find_conta
 from worker.intercom.errors import NotFound
 from worker.store.attributes import letter_id
 from worker.store.deadletters import DeadLetters
-from worker.store.deletions import Deletions
+from worker.store.deletions import DELETE_ACTION, Deletions
 from worker.store.lanes import Lanes
 
 
@@ -129,7 +129,7 @@ DEFAULT_MAPPING = {
 }
 
 ACTION = Action(
-    name="delete_person",
+    name=DELETE_ACTION,
     lane_code="X",
     fields=Fields,
     default_mappings=(DEFAULT_MAPPING,),

@@ -27,6 +27,7 @@ import redis as redis_lib
 
 from worker.store import keys
 from worker.store.attributes import Attributes, letter_reason, parse_letter_id
+from worker.store.deletions import DELETE_ACTION, Deletions
 from worker.store.lanes import Lanes
 
 #: Dead letters kept at most; the oldest go first.
@@ -139,6 +140,8 @@ class DeadLetters:
                 continue  # held attribute values: worker/actions/attribute_replay.py sends them
             ok, head = self.lanes.replay(dead.id, dead.person, dead.delivery, dead.delivery["action"])
             replayed += ok
+            if ok and dead.delivery["action"] == DELETE_ACTION:
+                Deletions(self.redis).replayed(dead.delivery)
             if head:
                 to_send.append((dead.person, head))
         return replayed, to_send

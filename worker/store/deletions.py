@@ -31,6 +31,10 @@ DEFAULT_AUDIT_DAYS = 365
 #: What a failed deletion's record says about the failure; a replay that succeeds clears them.
 FAILURE_FIELDS = ("failed_at", "reason", "dead_letter")
 
+#: The action that carries a deletion out (worker/actions/delete_person.py); named here so
+#: that the dead-letter store can tell its deliveries without importing the actions.
+DELETE_ACTION = "delete_person"
+
 #: How long a person's mark drops deliveries accepted before their deletion: beyond
 #: PARK_HOLD_SECONDS (24 h), after which nothing parked before the deletion remains.
 MARK_SECONDS = 3 * 24 * 3600
@@ -64,12 +68,23 @@ class Deletions:
 
     def failed(self, record: dict, reason: str, dead_letter: str) -> None:
         """The deletion's delivery (``record``) became a dead letter: the request failed, and why."""
-        deletion_id = ((record.get("event") or {}).get("properties") or {}).get("deletion_id")
+        deletion_id = _deletion_id(record)
         key = keys.deletion(str(deletion_id))
         if not deletion_id or self.redis.hget(key, "state") not in ("pending", "failed"):
             return  # its audit record expired, or it was done meanwhile
         fields = {"state": "failed", "failed_at": repr(time.time()), "reason": reason, "dead_letter": dead_letter}
         self.redis.hset(key, mapping=cast(Any, fields))
+
+    def replayed(self, record: dict) -> None:
+        """The failed deletion's dead letter was replayed: it is pending again until its delivery runs."""
+        deletion_id = _deletion_id(record)
+        key = keys.deletion(str(deletion_id))
+        if not deletion_id or self.redis.hget(key, "state") != "failed":
+            return
+        pipe = self.redis.pipeline()
+        pipe.hset(key, "state", "pending")
+        pipe.hdel(key, *FAILURE_FIELDS)
+        pipe.execute()
 
     def mark(self, person: str, deletion_id: str, *, user_id: str | None = None, anonymous_id: str | None = None) -> list[str]:
         """Before the request's event is accepted: the person's deliveries accepted so far are to be dropped.
@@ -138,6 +153,11 @@ class Deletions:
 
     def count_done(self) -> int:
         return int(self.redis.get(keys.DELETIONS_DONE) or 0)
+
+
+def _deletion_id(record: dict) -> str | None:
+    """The deletion a delete_person delivery's record carries out."""
+    return ((record.get("event") or {}).get("properties") or {}).get("deletion_id")
 
 
 def deletion_event(deletion_id: str, user_id: str | None, email: str | None, anonymous_id: str | None) -> dict:

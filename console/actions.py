@@ -33,6 +33,10 @@ class Done:
     missing: int  # selected, but no longer kept (replayed or purged meanwhile)
 
 
+class NotReplayable(Exception):
+    """A selected letter cannot be replayed at all (a message no worker could read)."""
+
+
 class ReplayRefused(Exception):
     """A replay the console cannot carry out, and why."""
 
@@ -51,6 +55,12 @@ class DeadLetterActions:
 
         store, sender = self._built()
         letters = letters_by_id(self.redis, ids)
+        unreadable = [dead.id for dead in letters if dead.message]
+        if unreadable:
+            raise NotReplayable(
+                f"{len(unreadable)} of the selected letters are messages no worker could read; the same bytes would fail again:"
+                " fix what sent them, then purge them (untick them to replay the others)"
+            )
         held = [dead.id for dead in letters if dead.held]
         if held and not self.settings.access_token:
             raise ReplayRefused("held attribute values are sent from here: set INTERCOM_ACCESS_TOKEN for the console's process")

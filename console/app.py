@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from console import charts, queries
-from console.actions import MAX_SELECTED, DeadLetterActions, ReplayRefused
+from console.actions import MAX_SELECTED, DeadLetterActions, NotReplayable, ReplayRefused
 from console.auth import REALM, Admins, cross_site
 from worker.settings import Settings
 
@@ -198,6 +198,8 @@ class Console:
             done = await run_in_threadpool(lambda: act(ids, by=user))
         except ReplayRefused as exc:
             raise ConsoleError(503, f"not replayed: {exc}") from None
+        except NotReplayable as exc:
+            raise ConsoleError(409, f"not replayed: {exc}") from None
         verb = "replayed" if op == "replay" else "purged"
         return RedirectResponse(_link(f"{_base(request)}/dead-letters", **{verb: done.acted, "missing": done.missing}), status_code=303)
 

@@ -39,7 +39,7 @@ from kombu.utils.json import dumps as kombu_dumps
 from redis.sentinel import Sentinel
 
 from worker.settings import Settings
-from worker.store.connect import SENTINEL_TIMEOUT, MasterConnection, celery_broker_url, is_sentinel, parse_sentinel
+from worker.store.connect import MasterConnection, celery_broker_url, is_sentinel, parse_sentinel
 from worker.task_names import INGEST_TASK, SWEEP_TASK
 
 __all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutCollector", "broker_config", "publisher_app"]
@@ -192,12 +192,13 @@ def broker_config(settings: Settings) -> dict[str, Any]:
 
 
 def _transport_options(redis_url: str) -> dict[str, Any]:
-    """The visibility timeout; for a Sentinel group, the master's name and Sentinels asked with a timeout (no password)."""
+    """The visibility timeout; for a Sentinel group, the master's name and how to ask the Sentinels (a timeout, their password)."""
     options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
     if is_sentinel(redis_url):
-        options["master_name"] = parse_sentinel(redis_url).master
-        options["sentinels"] = [list(address) for address in parse_sentinel(redis_url).sentinels]
-        options["sentinel_kwargs"] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+        group = parse_sentinel(redis_url)
+        options["master_name"] = group.master
+        options["sentinels"] = [list(address) for address in group.sentinels]
+        options["sentinel_kwargs"] = group.sentinel_kwargs()
     return options
 
 

@@ -321,3 +321,47 @@ def test_the_stack_carries_on_after_the_master_is_killed(sentinel_group, fake_in
     duplicates = sum(tracked[p] - 1 for p in people if tracked[p] > 1)
     report("master killed", producer, started, switched, lost, duplicates)
     assert all(tracked[p] == 1 for p in after), "an event accepted after the failover was lost or sent twice"
+
+
+def test_sentinels_with_a_password_of_their_own_are_asked_with_it(tmp_path):
+    """The stores' client and the broker both find the master through Sentinels that have a requirepass."""
+    port, sentinel_port = free_port(), free_port()
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(
+        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\nrequirepass sentinel-pw\n"
+        f"sentinel monitor {MASTER} 127.0.0.1 {port} 1\nsentinel auth-pass {MASTER} server-pw\n"
+    )
+    master = guarded_server(
+        ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "server-pw"], port, "server-pw", tmp_path
+    )
+    sentinel = guarded_server([str(conf), "--sentinel"], sentinel_port, "sentinel-pw", tmp_path)
+    try:
+        url = f"sentinel://:server-pw@127.0.0.1:{sentinel_port}/0?master={MASTER}"
+        with pytest.raises(redis_lib.ConnectionError):  # asked without its password, the Sentinel names no master
+            connect(url, socket_connect_timeout=1).ping()
+        client = connect(f"{url}&sentinel_password=sentinel-pw", decode_responses=True)
+        client.set("relay:test:sentinel-auth", "ok")
+        assert client.get("relay:test:sentinel-auth") == "ok"
+        publisher_app(Settings(redis_url=f"{url}&sentinel_password=sentinel-pw")).send_task("intercom.ingest", args=[[]])
+        assert client.llen("celery") == 1  # the broker found the master through the same Sentinel
+    finally:
+        for process in (sentinel, master):
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def guarded_server(args: list[str], port: int, password: str, logs: Path) -> subprocess.Popen[bytes]:
+    """A redis-server (or Sentinel) with a requirepass, once it answers a PING made with it."""
+    with open(logs / f"redis-{port}.log", "ab") as out:
+        process = subprocess.Popen([find_redis_server(), *args], stdout=out, stderr=subprocess.STDOUT)
+    client = redis_lib.Redis(port=port, password=password, socket_connect_timeout=0.2)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis_lib.ConnectionError:
+            assert process.poll() is None, f"redis-server on port {port} exited at start"
+            return False
+
+    wait_until(answers, 10, f"redis-server on port {port}")
+    return process

@@ -24,6 +24,15 @@ def test_a_sentinel_url_names_its_sentinels_master_database_and_password():
     )
 
 
+def test_the_sentinels_own_password_is_an_option_and_goes_to_redis_py_and_kombu_alike():
+    group = parse_sentinel(f"sentinel://:{PASSWORD}@h1/0?master=m&sentinel_password=sentinel%26pw")
+    assert (group.password, group.sentinel_password) == ("s3cr@t-pw", "sentinel&pw")
+    assert group.sentinel_kwargs()["password"] == "sentinel&pw"
+    options = broker_config(Settings(redis_url="sentinel://h1/0?master=m&sentinel_password=sentinel%26pw"))["broker_transport_options"]
+    assert options["sentinel_kwargs"]["password"] == "sentinel&pw"
+    assert "password" not in parse_sentinel("sentinel://h1/0?master=m").sentinel_kwargs()
+
+
 def test_the_database_and_the_credentials_may_be_left_out():
     assert parse_sentinel("sentinel://h1,h2?master=m") == SentinelGroup(sentinels=(("h1", 26379), ("h2", 26379)), master="m")
     assert parse_sentinel("sentinel://relay:pw@h1/?master=m").username == "relay"
@@ -34,7 +43,7 @@ def test_the_database_and_the_credentials_may_be_left_out():
     [
         ("sentinel://h1:26379/0", "must name its master"),
         ("sentinel://h1:26379/0?master=", "must name its master"),
-        ("sentinel://h1:26379/0?master=m&service=x", "takes only the option master="),
+        ("sentinel://h1:26379/0?master=m&service=x", "takes only the options master= and sentinel_password="),
         ("sentinel://h1:port/0?master=m", "is not host\\[:port\\]"),
         ("sentinel://h1:26379,,h2/0?master=m", "is not host\\[:port\\]"),
         ("sentinel://h1:70000/0?master=m", "is not host\\[:port\\]"),

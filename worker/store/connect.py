@@ -4,10 +4,11 @@ Two forms of URL are taken:
 
 * ``redis://[[user]:password@]host[:port][/db]`` and ``rediss://…`` (TLS): one
   Redis, as redis-py and Celery read them;
-* ``sentinel://[[user]:password@]host1[:port1][,host2[:port2]…][/db]?master=NAME``:
+* ``sentinel://[[user]:password@]host1[:port1][,host2[:port2]…][/db]?master=NAME[&sentinel_password=P]``:
   the Redis that the Sentinels at those addresses (port 26379 unless given)
   call the master of ``NAME``.  The user and password are those of the Redis
-  servers; the Sentinels are asked without one.
+  servers; the Sentinels are asked with ``sentinel_password`` (their own
+  ``requirepass``), or without one.
 
 A Sentinel client asks the Sentinels where the master is when it connects, and
 again when the server it holds stops answering, answers that it is now a
@@ -63,6 +64,15 @@ class SentinelGroup:
     db: int = 0
     username: str | None = None
     password: str | None = None
+    #: The Sentinels' own password (their requirepass), not the servers'.
+    sentinel_password: str | None = None
+
+    def sentinel_kwargs(self) -> dict[str, Any]:
+        """How to ask a Sentinel: with a timeout (an unreachable one must not hold a process), and its password."""
+        asking: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT, "socket_connect_timeout": SENTINEL_TIMEOUT}
+        if self.sentinel_password:
+            asking["password"] = self.sentinel_password
+        return asking
 
 
 def is_sentinel(url: str) -> bool:
@@ -86,8 +96,10 @@ def parse_sentinel(url: str) -> SentinelGroup:
     userinfo, _, hosts = netloc.rpartition("@")
     username, _, password = userinfo.partition(":")
     options = parse_qs(query, keep_blank_values=True)
-    if set(options) - {"master"}:
-        raise RedisUrlError("a sentinel:// URL takes only the option master= (percent-encode / ? @ : in the password)")
+    if set(options) - {"master", "sentinel_password"}:
+        raise RedisUrlError(
+            "a sentinel:// URL takes only the options master= and sentinel_password= (percent-encode / ? @ : & in a password)"
+        )
     master = (options.get("master") or [""])[-1].strip()
     if not master:
         raise RedisUrlError("a sentinel:// URL must name its master: sentinel://host1:26379,host2:26379/0?master=mymaster")
@@ -97,6 +109,7 @@ def parse_sentinel(url: str) -> SentinelGroup:
         db=_db(path),
         username=unquote(username) or None,
         password=unquote(password) or None,
+        sentinel_password=(options.get("sentinel_password") or [""])[-1] or None,
     )
 
 
@@ -141,11 +154,10 @@ def connect(url: str, **kwargs: Any) -> redis.Redis:
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **kwargs)
     group = parse_sentinel(url)
-    timeouts = {
-        "socket_connect_timeout": kwargs.get("socket_connect_timeout") or SENTINEL_TIMEOUT,
-        "socket_timeout": kwargs.get("socket_timeout") or SENTINEL_TIMEOUT,
-    }
-    sentinel = Sentinel(list(group.sentinels), sentinel_kwargs=timeouts)
+    asking = group.sentinel_kwargs()
+    for timeout in ("socket_connect_timeout", "socket_timeout"):
+        asking[timeout] = kwargs.get(timeout) or asking[timeout]
+    sentinel = Sentinel(list(group.sentinels), sentinel_kwargs=asking)
     credentials = {"db": group.db, "username": group.username, "password": group.password}
     client = sentinel.master_for(group.master, connection_class=MasterConnection, **credentials, **kwargs)
     return cast(redis.Redis, client)

@@ -124,7 +124,20 @@ class Consumer(celery_consumer.Consumer):
             log.error("unreadable message kept as dead letter %s: %s (%s)%s", letter["id"], letter["reason"], detail[:300], released)
             for person, head in woken:
                 dispatch(self.app, person, head)
+            self._tell_flower(headers, letter)
         message.ack_log_error(log, self.connection_errors)
+
+    def _tell_flower(self, headers: dict, letter: dict) -> None:
+        """Flower sees the task fail, naming the dead letter, as Celery's own handler shows an unknown task.
+
+        Only for a message that names a task id: without one there is no task to show.
+        The events carry no body (Flower shows arguments, and the body may hold anything).
+        """
+        task_id, dispatcher = headers.get("id"), getattr(self, "event_dispatcher", None)
+        if not (task_id and dispatcher):
+            return
+        dispatcher.send("task-received", uuid=str(task_id), name=str(headers.get("task") or "?")[:200], args="(unreadable)", kwargs="{}")
+        dispatcher.send("task-failed", uuid=str(task_id), exception=f"{letter['reason']} (kept as dead letter {letter['id']})")
 
     def _store(self) -> UnreadableMessages:
         if self._unreadable is None:

@@ -123,7 +123,8 @@ class IntercomClient:
         """This client (the same connections and call count) asking ``budget`` before each call.
 
         A delivery run passes itself (worker/delivery.py): before each of its
-        calls it renews its lease and takes its prepaid slot.  A shallow copy,
+        calls it takes its prepaid slot (its lease is renewed by the worker's
+        liveness thread, worker/liveness.py).  A shallow copy,
         made per delivery, costs a few microseconds.
         """
         view = copy.copy(self)

@@ -13,5 +13,5 @@ else
   redis.call('HDEL', KEYS[1], person)
 end
 redis.call('HINCRBY', KEYS[4], 'inflight_repaired', 1)
-if truth > 0 or redis.call('ZSCORE', KEYS[2], person) then return {'repaired', ''} end
-return {'repaired', next_head(KEYS[5], KEYS[2], KEYS[3], KEYS[1], person, tonumber(ARGV[4]), tonumber(ARGV[5])) or ''}
+if truth > 0 then return {'repaired', ''} end
+return {'repaired', wake(KEYS[5], KEYS[2], KEYS[3], KEYS[1], person, tonumber(ARGV[4]), tonumber(ARGV[5])) or ''}

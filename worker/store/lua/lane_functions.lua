@@ -16,6 +16,12 @@ local function next_head(lane, leases, state, inflight, person, now, dispatch)
   redis.call('ZREM', leases, person)
   return false
 end
+-- Something changed that may let an idle lane run: its next head, unless a task holds the lane
+-- (a held lane moves on when that task finishes).
+local function wake(lane, leases, state, inflight, person, now, dispatch)
+  if redis.call('ZSCORE', leases, person) then return false end
+  return next_head(lane, leases, state, inflight, person, now, dispatch)
+end
 -- A delivery that leaves its lane stops counting as retrying.
 local function drop_attempts(attempts, counters, id)
   if redis.call('HDEL', attempts, id) == 1 then
@@ -25,8 +31,11 @@ end
 -- Decrement a hash field, removing it at zero.  Never below zero: a count a failure left
 -- short must not absorb a later increment and let a lane start while its person's events
 -- are still on their way (the sweep recounts a count that stands still: inflight.py).
-local function decr_field(hash, field)
-  if redis.call('HINCRBY', hash, field, -1) <= 0 then redis.call('HDEL', hash, field) end
+-- Returns true when the field is gone.
+local function decr_field(hash, field, amount)
+  if redis.call('HINCRBY', hash, field, -(amount or 1)) > 0 then return false end
+  redis.call('HDEL', hash, field)
+  return true
 end
 -- Put a person's parked deliveries back in the lane, at their acceptance places.
 local function unpark(lane, parked, parked_index, counters, person)

@@ -26,5 +26,4 @@ else
   end
   if tonumber(ARGV[6]) > 0 then redis.call('HINCRBY', KEYS[8], person, ARGV[6]) end
 end
-if redis.call('ZSCORE', KEYS[4], person) then return false end
-return next_head(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
+return wake(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)

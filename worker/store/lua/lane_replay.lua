@@ -12,5 +12,4 @@ redis.call('ZADD', KEYS[1], ARGV[4], id)
 redis.call('HSET', KEYS[2], id, ARGV[3])
 redis.call('HINCRBY', KEYS[6], 'deliveries', 1)
 if is_identify(id) then redis.call('HINCRBY', KEYS[7], person, 1) end
-if redis.call('ZSCORE', KEYS[3], person) then return {'ok', false} end
-return {'ok', next_head(KEYS[1], KEYS[3], KEYS[4], KEYS[5], person, tonumber(ARGV[5]), tonumber(ARGV[6]))}
+return {'ok', wake(KEYS[1], KEYS[3], KEYS[4], KEYS[5], person, tonumber(ARGV[5]), tonumber(ARGV[6]))}

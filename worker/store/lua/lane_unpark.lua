@@ -5,5 +5,4 @@
 -- include: lane_functions.lua
 local person = ARGV[1]
 if unpark(KEYS[1], KEYS[6], KEYS[7], KEYS[5], person) == 0 then return false end
-if redis.call('ZSCORE', KEYS[2], person) then return false end
-return next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, tonumber(ARGV[2]), tonumber(ARGV[3]))
+return wake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, tonumber(ARGV[2]), tonumber(ARGV[3]))

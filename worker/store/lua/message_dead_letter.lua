@@ -16,14 +16,11 @@ for i = 6, #ARGV, 2 do
   local person = ARGV[i]
   -- Events the door accepted that will never be ingested: out of the backlog (counters.py).
   redis.call('HINCRBY', KEYS[3], 'unreadable_events', tonumber(ARGV[i + 1]))
-  if redis.call('HINCRBY', KEYS[4], person, -tonumber(ARGV[i + 1])) <= 0 then
-    redis.call('HDEL', KEYS[4], person)
-    if not redis.call('ZSCORE', KEYS[5], person) then
-      local head = next_head(ARGV[5] .. person, KEYS[5], KEYS[6], KEYS[4], person, now, dispatch)
-      if head then
-        table.insert(woken, person)
-        table.insert(woken, head)
-      end
+  if decr_field(KEYS[4], person, tonumber(ARGV[i + 1])) then
+    local head = wake(ARGV[5] .. person, KEYS[5], KEYS[6], KEYS[4], person, now, dispatch)
+    if head then
+      table.insert(woken, person)
+      table.insert(woken, head)
     end
   end
 end

@@ -419,7 +419,9 @@ def import_mappings(export: str, output: str | None) -> None:
 
 @mappings.command("try")
 @click.argument("events", type=click.Path(dir_okay=False))
-@click.option("--mappings", "mappings_file", envvar="MAPPINGS_FILE", help="The mappings file (default: MAPPINGS_FILE, else the built-in mappings).")
+@click.option(
+    "--mappings", "mappings_file", envvar="MAPPINGS_FILE", help="The mappings file (default: MAPPINGS_FILE, else the built-in mappings)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per event.")
 def try_mappings(events: str, mappings_file: str | None, as_json: bool) -> None:
     """For each event of a JSON Lines file: the mappings that match, their fields and the body Intercom would get."""
@@ -456,7 +458,9 @@ def _read_events(path: str) -> list:
 
 @mappings.command("test")
 @click.argument("tests", type=click.Path(dir_okay=False))
-@click.option("--mappings", "mappings_file", envvar="MAPPINGS_FILE", help="The mappings file (default: MAPPINGS_FILE, else the built-in mappings).")
+@click.option(
+    "--mappings", "mappings_file", envvar="MAPPINGS_FILE", help="The mappings file (default: MAPPINGS_FILE, else the built-in mappings)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per case in file order.")
 def test_mappings(tests: str, mappings_file: str | None, as_json: bool) -> None:
     """Run a file of test cases (JSON or YAML) against triggers, fields and mappings; exit 1 if one fails."""

@@ -44,7 +44,9 @@ def read_cases(path: str) -> list[dict]:
     except OSError as error:
         raise CaseError(f"{path}: can't read it: {error.strerror}") from None
     except (json.JSONDecodeError, yaml.YAMLError) as error:
-        raise CaseError(f"{path}: not valid {'JSON' if path.lower().endswith('.json') else 'YAML'}: {' '.join(str(error).split())}") from None
+        raise CaseError(
+            f"{path}: not valid {'JSON' if path.lower().endswith('.json') else 'YAML'}: {' '.join(str(error).split())}"
+        ) from None
     if not isinstance(document, dict) or not isinstance(document.get("tests"), list):
         raise CaseError(f'{path}: the file must hold an object with a "tests" list')
     for number, case in enumerate(document["tests"], start=1):

@@ -210,7 +210,8 @@ def test_a_trigger_mixing_and_and_or_imports_with_segments_meaning_and_says_so(t
 
 
 def test_import_keeps_segments_literals_literal_and_leaves_disabled_subscriptions_out(tmp_path: Path) -> None:
-    track = dict(SEGMENT_DEFAULTS[1], settings={**SEGMENT_DEFAULTS[1]["settings"], "event_name": "$discount {{applied}}"})
+    settings: dict[str, Any] = dict(SEGMENT_DEFAULTS[1]["settings"])  # type: ignore[call-overload]
+    track = dict(SEGMENT_DEFAULTS[1], settings={**settings, "event_name": "$discount {{applied}}"})
     disabled = dict(SEGMENT_DEFAULTS[0], enabled=False)
     imported = import_subscriptions([track, disabled])
     assert any("disabled" in note for note in imported.notes)

@@ -403,7 +403,7 @@ def _default(value: Any, default: Any) -> Any:
     return default if value is MISSING or value is None else value
 
 
-def _array_path(data: Any, payload: Any) -> Any:
+def _array_path_directive(data: Any, payload: Any) -> Any:
     if not isinstance(data, list):
         raise SegmentMappingError(f"@arrayPath expected array, got {js.type_of(data)}")
     path = data[0] if data else MISSING
@@ -531,7 +531,7 @@ _DIRECTIVES: dict[str, Callable[[Any, Any], Any]] = {
     "@if": _if,
     "@case": _case,
     "@replace": _replace,
-    "@arrayPath": _array_path,
+    "@arrayPath": _array_path_directive,
     "@path": _string_directive("@path", lambda path, payload: get(payload, path.replace("$.", "", 1))),
     "@template": _string_directive("@template", lambda template, payload: render_template(template, payload)),
     "@literal": resolve,

@@ -76,7 +76,11 @@ def import_subscriptions(document: Any) -> Imported:
         build_mappings({"mappings": specs})
     except MappingError as error:
         raise ImportRefused(f"subscription {error.mapping!r}, field {error.field!r}: {error.reason}") from None
-    header = '# Imported from Segment\'s subscriptions by `intercom-relay mappings import`.\n# Triggers mean what Segment meant: see docs/mappings.md, "Coming from Segment".\nmappings:\n'
+    header = (
+        "# Imported from Segment's subscriptions by `intercom-relay mappings import`.\n"
+        '# Triggers mean what Segment meant: see docs/mappings.md, "Coming from Segment".\n'
+        "mappings:\n"
+    )
     return Imported(header + "".join(blocks), notes)
 
 

@@ -533,7 +533,8 @@ def _translate_condition(text: str, node: Condition) -> str:
     prefix = _PREFIX[kind]
     full = _expression(text, _our_field(prefix, keys), operator, node.get("value", MISSING))
     # Segment's get stops at a falsy step: properties.a.b of {"a": 0} is 0, not undefined.
-    matching, failing = [], []
+    matching: list[str] = []
+    failing: list[str] = []
     for depth in range(1, len(keys)):
         step = _our_field(prefix, keys[:depth])
         for falsy, literal in ((0, "0"), ("", '""'), (False, "false")):

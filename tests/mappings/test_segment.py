@@ -319,3 +319,30 @@ def test_mappings_test_refuses_a_malformed_file(content: str, words: str, tmp_pa
     path.write_text(content)
     result = _run("mappings", "test", str(path))
     assert result.exit_code != 0 and words in result.output
+
+
+def test_our_file_takes_segments_directives_with_segments_rules() -> None:
+    from worker.mappings import Mapping
+
+    fields = {
+        "event_name": {"@case": {"operator": "lower", "value": {"@path": "$.event"}}},
+        "created_at": "$.timestamp",
+        "metadata": {"@excludeWhenNull": {"@path": "$.properties"}},
+        "currency": {"@if": {"blank": {"@path": "$.properties.currency"}, "then": {"@path": "$.properties.currency"}, "else": "USD"}},
+    }
+    mapping = Mapping.from_spec(name="m", action="track_event", trigger='type = "track"', fields=fields)
+    event = {"type": "track", "event": "Order DONE", "timestamp": "t", "properties": {"a": None, "b": 1, "currency": ""}}
+    assert mapping.apply(event) == {"event_name": "order done", "created_at": "t", "metadata": {"b": 1, "currency": ""}, "currency": "USD"}
+    assert event["properties"] == {"a": None, "b": 1, "currency": ""}  # the event is not changed
+
+
+def test_a_directive_segment_refuses_is_refused_at_load_naming_the_field() -> None:
+    from worker.mappings import Mapping, MappingError
+
+    with pytest.raises(MappingError, match="event_name.*@replace.*pattern"):
+        Mapping.from_spec(
+            name="m",
+            action="track_event",
+            trigger='type = "track"',
+            fields={"event_name": {"@replace": {"value": "x"}}, "created_at": "$.timestamp"},
+        )

@@ -22,6 +22,10 @@ source                                      value
 ``{"@segment": value}``                     ``value`` in Segment's format, with all of its
                                             directives and Segment's rules
                                             (worker/mappings/segment_directives.py)
+``{"@case": ...}``, ``{"@replace": ...}``,  Segment's other directives (and ``@if`` with
+``@arrayPath``, ``@json``, ``@flatten``,    ``blank``): read as if under ``@segment``
+``@merge``, ``@transform``,
+``@excludeWhenNull``
 ==========================================  ==========================================
 
 "Finds nothing" is the rule that keeps absent data absent: a path that leads
@@ -241,7 +245,9 @@ def _render(value: Any) -> str:
 # -------------------------------------------------------------------------- parsing
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_DIRECTIVES = ("@path", "@template", "@literal", "@first", "@if", "@segment")
+#: Segment's directives that have no counterpart of ours: read in Segment's format, with its rules.
+SEGMENT_ONLY_DIRECTIVES = ("@case", "@replace", "@arrayPath", "@json", "@flatten", "@merge", "@transform", "@excludeWhenNull")
+_DIRECTIVES = ("@path", "@template", "@literal", "@first", "@if", "@segment", *SEGMENT_ONLY_DIRECTIVES)
 
 
 def parse_source(spec: Any, field: str) -> Source:
@@ -315,6 +321,8 @@ def _parse_directive(spec: dict, field: str) -> Source:
     if len(spec) != 1:
         raise SourceError(field, f"a directive stands alone; got keys {sorted(map(str, spec))}")
     ((name, argument),) = spec.items()
+    if name in SEGMENT_ONLY_DIRECTIVES or (name == "@if" and isinstance(argument, dict) and "blank" in argument):
+        return _parse_segment(spec, field)  # none of ours is spelled so: Segment's, with Segment's rules
     if name == "@literal":
         return Literal(argument)
     if name == "@path":

@@ -582,8 +582,10 @@ def _expression(text: str, target: str, operator: str, expected: Any) -> str:
         return f"{target} exists" if operator == "exists" else f"not {target} exists"
     if operator in ("is_true", "is_false"):
         return f"{target} = {'true' if operator == 'is_true' else 'false'}"
-    if operator in ("contains", "starts_with", "ends_with"):
-        return f"({target} is string and {target} {operator} {string})"
+    if operator in ("starts_with", "ends_with"):
+        return f"{target} {operator} {string}"  # ours is true on strings only, as Segment's
+    if operator == "contains":
+        return f"({target} is string and {target} contains {string})"  # ours also looks into lists
     if operator in ("not_contains", "not_starts_with", "not_ends_with"):
         return f"({target} is string and not {target} {operator[4:]} {string})"
     if operator in _NUMERIC:

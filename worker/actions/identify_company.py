@@ -54,7 +54,7 @@ class Fields(FieldsSchema):
     remote_created_at = field(UnixSeconds, "when the company was created: ISO 8601 or Unix seconds", default="$.traits.createdAt")
     custom_attributes = field(
         fields.Dict,
-        "the company's custom attributes, by name (worker/actions/attributes.py: those the workspace lacks)",
+        "the company's custom attributes, by name; those the workspace does not define are held (UNKNOWN_ATTRIBUTES)",
         keys=fields.String(),
     )
     external_id = field(StrId, "the external_id of the contact to attach", default="$.userId", in_body=False)

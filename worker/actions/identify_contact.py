@@ -103,7 +103,7 @@ class Fields(FieldsSchema):
     unsubscribed_from_emails = field(fields.Boolean, "whether the contact unsubscribed from emails", nullable=True)
     custom_attributes = field(
         fields.Dict,
-        "the contact's custom attributes, by name (worker/actions/attributes.py: those the workspace lacks)",
+        "the contact's custom attributes, by name; those the workspace does not define are held (UNKNOWN_ATTRIBUTES)",
         nullable=True,
         keys=fields.String(),
     )

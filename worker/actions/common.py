@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
@@ -115,17 +115,20 @@ class FieldsSchema(Schema):
     """Base of the actions' field schemas: a null or blank value counts as absent.
 
     A mapping path that finds nothing leaves its field out; an explicit null or
-    "" from the event is treated the same, except for the fields listed in
-    ``NULLABLE``, where Intercom takes null as "clear this attribute".
+    "" from the event is treated the same, except for the nullable fields
+    (``allow_none``), where Intercom takes null as "clear this attribute".
     """
 
-    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Once per schema (instances are shared, see schema_instance), not per event.
+        self.nullable = frozenset(name for name, declared in self.fields.items() if declared.allow_none)
 
     @pre_load
     def _drop_absent(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, Mapping):
             return data  # marshmallow itself reports "Invalid input type"
-        return {key: value for key, value in data.items() if key in self.NULLABLE or not _blank(value)}
+        return {key: value for key, value in data.items() if key in self.nullable or not _blank(value)}
 
 
 def load_fields(schema: type[Schema], raw: Mapping[str, Any]) -> dict:

@@ -1,9 +1,11 @@
-"""The door loads what it needs and nothing of the delivery stack.
+"""Imports go one way: the door loads nothing of the delivery stack, the HTTP client nothing above it.
 
 The ingestion server and the Python API send ``intercom.ingest`` by name
 (worker/broker.py); importing them must not import the worker's actions,
 delivery or runtime, so that the door starts fast, stays small, and does not
-depend on what the workers do.
+depend on what the workers do.  The Intercom client sits under the actions and
+the failure policy: its errors and their status table are a leaf
+(worker/intercom/errors.py), so importing the client loads none of them.
 """
 
 from __future__ import annotations
@@ -35,3 +37,16 @@ def test_a_producer_builds_its_enqueuer_without_the_delivery_stack(redis_url: st
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(out.stdout) == []
+
+
+def worker_modules_loaded_by(statement: str) -> list[str]:
+    """The ``worker`` modules a fresh interpreter holds after ``statement``."""
+    code = f"import json, sys; {statement}; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'worker')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_intercom_client_loads_no_action_mapping_or_policy() -> None:
+    loaded = worker_modules_loaded_by("import worker.intercom.client")
+    above = [m for m in loaded if m.startswith(("worker.actions", "worker.mappings", "worker.policy"))]
+    assert above == [], f"importing worker.intercom.client loads {above} (all loaded: {loaded})"

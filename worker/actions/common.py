@@ -9,22 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
 from worker.actions.unchanged import SkipPolicy
+from worker.intercom.client import IntercomClient
 from worker.intercom.errors import ContactMerged, InvalidPayload, NotFound
 from worker.store.attributes import Attributes
 from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.store.dropped import DroppedFields
 from worker.timestamps import InvalidTimestamp, to_unix_seconds
-
-if TYPE_CHECKING:
-    # For the annotation only: the client imports the failure policy, which
-    # imports the mappings and so this package.
-    from worker.intercom.client import IntercomClient
 
 T = TypeVar("T")
 

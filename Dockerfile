@@ -12,11 +12,12 @@ WORKDIR /app
 # Dependencies first, so that a code change does not reinstall them: copy only
 # the project metadata, install, then copy the code and install it alone.
 COPY pyproject.toml README.md* constraints.txt ./
-RUN mkdir -p worker producers fake_intercom demo console \
-    && touch worker/__init__.py producers/__init__.py fake_intercom/__init__.py demo/__init__.py console/__init__.py \
+RUN mkdir -p cli worker producers fake_intercom demo console \
+    && touch cli/__init__.py worker/__init__.py producers/__init__.py fake_intercom/__init__.py demo/__init__.py console/__init__.py \
     && pip install -c constraints.txt ".[monitor]" \
     && pip uninstall -y intercom-relay
 
+COPY cli ./cli
 COPY worker ./worker
 COPY producers ./producers
 COPY fake_intercom ./fake_intercom

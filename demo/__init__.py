@@ -175,7 +175,7 @@ def worker_args(schedule: Path) -> list[str]:
 
 
 def web_args(port: int) -> list[str]:
-    return [sys.executable, "-m", "worker.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return [sys.executable, "-m", "cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:

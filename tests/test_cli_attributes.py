@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from tests.fixtures_fake import DEFAULT_TOKEN, api_client
-from worker.cli import main
 from worker.store.attributes import Attributes
 
 

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from worker.cli import main
+from cli.main import main
 from worker.store.dropped import DroppedFields
 
 

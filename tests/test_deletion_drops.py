@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from cli.main import main
 from producers.deletions import deletion_routes
 from producers.enqueue import Enqueuer
 from tests.test_delivery_chain import FakeTask, accept, rt, stream  # noqa: F401 - rt is a fixture
 from worker.broker import publisher_app
-from worker.cli import main
 from worker.delivery import deliver
 from worker.settings import Settings
 from worker.store import keys

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["worker", "producers", "fake_intercom", "demo", "tests", "bench", "console"]
+PACKAGES = ["cli", "worker", "producers", "fake_intercom", "demo", "tests", "bench", "console"]
 
 
 def test_ruff_finds_nothing():

@@ -18,6 +18,7 @@ from worker.intercom.errors import (
     RetryableError,
     SearchLagConflict,
     Unauthorized,
+    error_class,
 )
 from worker.mappings import MappingError
 from worker.policy import (
@@ -30,7 +31,6 @@ from worker.policy import (
     backoff,
     check_visibility_timeout,
     decide,
-    error_class,
     out_of_window,
     rate_limit_wait,
 )

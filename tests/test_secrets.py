@@ -15,10 +15,10 @@ from typing import Any, cast
 
 import pytest
 
+from cli.flower import MIN_FLOWER_PASSWORD, FlowerAuthError, check_basic_auth, flower_argv, launch
 from demo.embedded_redis import free_port
 from producers.http import create_app
 from tests.processes import ROOT, child_env
-from worker.flower import MIN_FLOWER_PASSWORD, FlowerAuthError, check_basic_auth, flower_argv, launch
 from worker.settings import MIN_ADMIN_PASSWORD, MIN_WRITE_KEY, Settings, SettingsError, check_write_keys
 
 
@@ -79,9 +79,7 @@ def test_the_door_refuses_to_build_its_app_with_a_placeholder_key() -> None:
 
 
 def run_cli(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args], env=child_env(**env), cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=child_env(**env), cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +201,7 @@ def test_intercom_relay_flower_exits_with_one_line_when_refused(env: dict[str, s
     base = child_env()
     base.pop("FLOWER_BASIC_AUTH", None)
     done = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "flower", f"--port={free_port()}"],
+        [sys.executable, "-m", "cli", "flower", f"--port={free_port()}"],
         env={**base, **env},
         cwd=ROOT,
         capture_output=True,

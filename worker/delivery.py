@@ -228,7 +228,7 @@ class DeliveryRun:
             if mapping is None:
                 raise MappingError("this mapping is no longer configured", mapping=self.record["mapping"])
             fields, absorbed = self._coalesce(mapping, mapping.apply(event))
-            result = self.action.perform(ctx, fields)
+            result = self.action.run(ctx, fields)
         except Exception as exc:  # noqa: BLE001 - every failure goes to the policy; a bug is retried, then dead-lettered
             if not isinstance(exc, (IntercomError, MappingError)):
                 log.exception("unexpected error delivering %s for %s", self.delivery, self.person)

@@ -1,9 +1,9 @@
 """What a failed call or delivery leads to: the relay's one failure policy.
 
-Intercom's answer becomes an exception (``classify``, by the table
-``STATUS_ERRORS``); the exception becomes a decision (``decide``); the
-delivery run (worker/delivery.py) carries the decision out.  The whole
-policy in one table::
+Intercom's answer becomes an exception (``classify`` and its table
+``STATUS_ERRORS``, in worker/intercom/errors.py); the exception becomes a
+decision (``decide``, here); the delivery run (worker/delivery.py) carries the
+decision out.  The whole policy in one table::
 
     what happened                                  exception          decision     how long                          attempt
     ---------------------------------------------  -----------------  -----------  --------------------------------  -------
@@ -37,37 +37,15 @@ import enum
 import random
 from dataclasses import dataclass
 
-import httpx
-
 from worker.intercom.errors import (
     AwaitingSearch,
-    Conflict,
     ContactNotFound,
-    IntercomError,
-    NotFound,
     PermanentError,
     RateLimited,
-    RetryableError,
     Unauthorized,
-    error_details,
-    reset_at,
 )
 from worker.mappings import MappingError
 from worker.settings import Settings, SettingsError
-
-#: Intercom's statuses that stand for a particular error.  Any other 4xx is a
-#: PermanentError, any other 5xx a RetryableError (501 "not implemented" will
-#: not change on a retry).
-STATUS_ERRORS: dict[int, type[IntercomError]] = {
-    401: Unauthorized,
-    404: NotFound,
-    408: RetryableError,
-    409: Conflict,
-    410: NotFound,
-    423: RetryableError,
-    429: RateLimited,
-    501: PermanentError,
-}
 
 #: The first retry comes within about a second.
 BASE_SECONDS = 1.0
@@ -86,23 +64,6 @@ MAX_COUNTDOWN_SECONDS = 60.0
 #: How many calls of one delivery a task may make, at most, for the visibility
 #: timeout check: an identify that creates, updates and merges two leads.
 CALLS_PER_DELIVERY = 5
-
-
-def error_class(status: int) -> type[IntercomError]:
-    """The exception class for a non-2xx status."""
-    return STATUS_ERRORS.get(status) or (RetryableError if status >= 500 else PermanentError)
-
-
-def classify(response: httpx.Response) -> IntercomError | None:
-    """The error a response stands for, or None for a 2xx."""
-    status = response.status_code
-    if 200 <= status < 300:
-        return None
-    message, body, code = error_details(response)
-    cls = error_class(status)
-    if cls is RateLimited:
-        return RateLimited(message, status, body, code, reset_at=reset_at(response))
-    return cls(message, status, body, code)
 
 
 class Step(enum.Enum):
@@ -207,9 +168,7 @@ __all__ = [
     "Step",
     "backoff",
     "check_visibility_timeout",
-    "classify",
     "decide",
-    "error_class",
     "out_of_window",
     "rate_limit_wait",
 ]

@@ -24,7 +24,7 @@ def test_a_cached_user_and_its_cached_lead_are_deleted_and_forgotten(stub, make_
     contacts.remember("l1", "lead", anonymous_id="a1")
     stub.expect("DELETE", "/contacts/c1", answer={"type": "contact", "id": "c1", "deleted": True})
     stub.expect("DELETE", "/contacts/l1", answer={"type": "contact", "id": "l1", "deleted": True})
-    result = delete_person.perform(make_ctx(), {"deletion_id": "d1", "user_id": "u1", "anonymous_id": "a1"})
+    result = delete_person.ACTION.run(make_ctx(), {"deletion_id": "d1", "user_id": "u1", "anonymous_id": "a1"})
     assert result["deleted_contacts"] == ["c1", "l1"]
     assert contacts.get(external_id="u1") is None and contacts.get(anonymous_id="a1") is None
     record = deletions.get("d1")
@@ -37,7 +37,7 @@ def test_an_uncached_person_is_found_by_external_id_and_its_leads_by_email(stub,
     stub.expect("POST", "/contacts/search", answer=found(contact("c1"), contact("l1", "lead")))
     stub.expect("DELETE", "/contacts/c1", answer={"deleted": True})
     stub.expect("DELETE", "/contacts/l1", answer={"deleted": True})
-    result = delete_person.perform(make_ctx(), {"deletion_id": "d1", "user_id": "u1", "email": "a@x.io"})
+    result = delete_person.ACTION.run(make_ctx(), {"deletion_id": "d1", "user_id": "u1", "email": "a@x.io"})
     assert result["deleted_contacts"] == ["c1", "l1"]
 
 
@@ -51,13 +51,13 @@ def test_the_persons_dead_letters_are_purged(stub, make_ctx, contacts) -> None:
         contacts.redis.zadd(keys.DEAD_INDEX, {letter_id: 1})
     contacts.remember("c1", "user", external_id="u1")
     stub.expect("DELETE", "/contacts/c1", answer={"deleted": True})
-    assert delete_person.perform(make_ctx(), {"deletion_id": "d5", "user_id": "u1"})["purged_dead_letters"] == 1
+    assert delete_person.ACTION.run(make_ctx(), {"deletion_id": "d5", "user_id": "u1"})["purged_dead_letters"] == 1
     assert contacts.redis.hkeys(keys.DEAD) == ["2:0I"]
 
 
 def test_a_person_who_never_reached_intercom_is_done_with_nothing_deleted(stub, make_ctx, deletions) -> None:
     stub.expect("POST", "/contacts/search", answer=found())
-    result = delete_person.perform(make_ctx(), {"deletion_id": "d2", "user_id": "ghost"})
+    result = delete_person.ACTION.run(make_ctx(), {"deletion_id": "d2", "user_id": "ghost"})
     assert result["deleted_contacts"] == []
     assert (deletions.get("d2") or {}).get("state") == "done"
 
@@ -65,10 +65,10 @@ def test_a_person_who_never_reached_intercom_is_done_with_nothing_deleted(stub, 
 def test_a_contact_already_gone_counts_as_done(stub, make_ctx, contacts) -> None:
     contacts.remember("c1", "user", external_id="u1")
     stub.expect("DELETE", "/contacts/c1", status=404, answer=error("not_found", "User Not Found"))
-    assert delete_person.perform(make_ctx(), {"deletion_id": "d3", "user_id": "u1"})["deleted_contacts"] == []
+    assert delete_person.ACTION.run(make_ctx(), {"deletion_id": "d3", "user_id": "u1"})["deleted_contacts"] == []
     assert contacts.get(external_id="u1") is None
 
 
 def test_a_deletion_naming_nobody_is_refused(make_ctx) -> None:
     with pytest.raises(InvalidPayload):
-        delete_person.perform(make_ctx(), {"deletion_id": "d4"})
+        delete_person.ACTION.run(make_ctx(), {"deletion_id": "d4"})

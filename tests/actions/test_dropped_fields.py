@@ -23,7 +23,7 @@ def test_an_unparseable_signed_up_at_is_dropped_and_the_rest_delivered(stub, mak
     ctx = make_ctx(user_id="u1")
     ctx.drops = drops
     with caplog.at_level(logging.WARNING, logger="tests.actions"):
-        result = identify_contact.perform(ctx, {"role": "user", "external_id": "u1", "email": "a@x.io", "signed_up_at": "last tuesday"})
+        result = identify_contact.ACTION.run(ctx, {"role": "user", "external_id": "u1", "email": "a@x.io", "signed_up_at": "last tuesday"})
     assert result["contact_id"] == "c1"
     assert drops.snapshot() == {"identify_contact.signed_up_at": 1}
     assert any("field signed_up_at dropped" in r.getMessage() for r in caplog.records)
@@ -35,7 +35,7 @@ def test_a_size_of_about_40_is_dropped_from_the_company(stub, make_ctx, contacts
     stub.expect("POST", "/contacts/c1/companies", answer={"type": "company", "id": "co1"})
     ctx = make_ctx(user_id="u1")
     ctx.drops = drops
-    identify_company.perform(ctx, {"company_id": "acme", "name": "Acme", "size": "about 40", "external_id": "u1"})
+    identify_company.ACTION.run(ctx, {"company_id": "acme", "name": "Acme", "size": "about 40", "external_id": "u1"})
     assert drops.snapshot() == {"identify_company.size": 1}
 
 
@@ -43,7 +43,7 @@ def test_several_bad_fields_are_each_dropped_and_counted(stub, make_ctx, drops) 
     stub.expect("POST", "/events", status=202, body={"event_name": "Paid", "created_at": 5, "user_id": "u1"})
     ctx = make_ctx(user_id="u1")
     ctx.drops = drops
-    track_event.perform(ctx, {"event_name": "Paid", "created_at": 5, "user_id": "u1", "revenue": "lots", "metadata": "plan=pro"})
+    track_event.ACTION.run(ctx, {"event_name": "Paid", "created_at": 5, "user_id": "u1", "revenue": "lots", "metadata": "plan=pro"})
     assert drops.snapshot() == {"track_event.metadata": 1, "track_event.revenue": 1}
 
 
@@ -56,22 +56,22 @@ def test_several_bad_fields_are_each_dropped_and_counted(stub, make_ctx, drops) 
 )
 def test_a_required_field_that_cant_be_converted_still_fails_the_event(make_ctx, raw) -> None:
     with pytest.raises(InvalidPayload):
-        track_event.perform(make_ctx(user_id="u1"), raw)
+        track_event.ACTION.run(make_ctx(user_id="u1"), raw)
 
 
 def test_a_rule_between_fields_still_fails_the_event(make_ctx) -> None:
     # A lead with an external_id is a broken mapping, not a value to drop.
     with pytest.raises(InvalidPayload) as info:
-        identify_contact.perform(make_ctx(anonymous_id="a1"), {"role": "lead", "external_id": "u1"})
+        identify_contact.ACTION.run(make_ctx(anonymous_id="a1"), {"role": "lead", "external_id": "u1"})
     assert info.value.field == "external_id"
     with pytest.raises(InvalidPayload):
-        identify_contact.perform(make_ctx(), {"role": "user", "name": "no ids"})
+        identify_contact.ACTION.run(make_ctx(), {"role": "user", "name": "no ids"})
 
 
 def test_strict_fields_fails_the_whole_event_as_before(make_ctx, drops) -> None:
     ctx = make_ctx(user_id="u1", strict_fields=True)
     ctx.drops = drops
     with pytest.raises(InvalidPayload) as info:
-        identify_contact.perform(ctx, {"role": "user", "external_id": "u1", "signed_up_at": "last tuesday"})
+        identify_contact.ACTION.run(ctx, {"role": "user", "external_id": "u1", "signed_up_at": "last tuesday"})
     assert info.value.field == "signed_up_at"
     assert drops.snapshot() == {}

@@ -15,7 +15,7 @@ from worker.actions import identify_contact
 from worker.actions.common import WorkspacePolicy
 from worker.store.contacts import CachedContact
 
-perform = identify_contact.perform
+perform = identify_contact.ACTION.run
 LIVE = WorkspacePolicy()
 EMAIL = {"field": "email", "operator": "=", "value": "ann@x.io"}
 LEADS = {"operator": "AND", "value": [EMAIL, {"field": "role", "operator": "=", "value": "lead"}]}

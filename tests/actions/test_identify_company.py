@@ -10,7 +10,7 @@ from worker.actions.common import load_fields
 from worker.intercom.errors import ContactNotFound, InvalidPayload, RetryableError
 from worker.store.contacts import CachedContact
 
-perform = identify_company.perform
+perform = identify_company.ACTION.run
 COMPANY = {"type": "company", "id": "6762f0e11bb69f9f2193bba2", "company_id": "acme", "name": "Acme"}
 
 

@@ -13,7 +13,7 @@ from worker.actions.common import load_fields
 from worker.intercom.errors import AwaitingSearch, InvalidPayload, PermanentError, RateLimited, SearchLagConflict
 from worker.store.contacts import CachedContact
 
-perform = identify_contact.perform
+perform = identify_contact.ACTION.run
 EXISTS = "A contact matching those details already exists with id={}"
 
 

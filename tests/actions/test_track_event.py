@@ -12,7 +12,7 @@ from worker.actions.common import load_fields
 from worker.intercom.errors import ContactNotFound, InvalidPayload, RateLimited
 from worker.store.contacts import CachedContact
 
-perform = track_event.perform
+perform = track_event.ACTION.run
 
 
 def body_of(raw: dict) -> dict:

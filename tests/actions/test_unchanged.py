@@ -74,8 +74,8 @@ def test_a_record_adds_what_was_written_to_what_the_contact_held() -> None:
 
 def test_an_identify_that_repeats_the_last_one_makes_no_call(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    assert identify_contact.perform(ctx(), USER)["calls"] == 1
-    result = identify_contact.perform(ctx(), {**USER, "last_seen_at": SEEN + 60})
+    assert identify_contact.ACTION.run(ctx(), USER)["calls"] == 1
+    result = identify_contact.ACTION.run(ctx(), {**USER, "last_seen_at": SEEN + 60})
     assert (result["contact_id"], result["calls"]) == ("c1", 0)
 
 
@@ -83,71 +83,71 @@ def test_a_single_changed_trait_is_never_skipped(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     put(stub, body={**USER, "name": "Anne"})
     put(stub, body=USER)  # and back again
-    identify_contact.perform(ctx(), USER)
-    assert identify_contact.perform(ctx(), {**USER, "name": "Anne"})["calls"] == 1
-    assert identify_contact.perform(ctx(), USER)["calls"] == 1
-    assert identify_contact.perform(ctx(), USER)["calls"] == 0
+    identify_contact.ACTION.run(ctx(), USER)
+    assert identify_contact.ACTION.run(ctx(), {**USER, "name": "Anne"})["calls"] == 1
+    assert identify_contact.ACTION.run(ctx(), USER)["calls"] == 1
+    assert identify_contact.ACTION.run(ctx(), USER)["calls"] == 0
 
 
 def test_last_seen_at_past_its_resolution_is_sent(stub: Any, ctx: Any) -> None:
     later = {**USER, "last_seen_at": SEEN + 301}
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     put(stub, body=later)
-    identify_contact.perform(ctx(), USER)
-    assert identify_contact.perform(ctx(), later)["calls"] == 1
+    identify_contact.ACTION.run(ctx(), USER)
+    assert identify_contact.ACTION.run(ctx(), later)["calls"] == 1
 
 
 def test_a_change_of_mapping_is_sent(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     put(stub, body=USER)
-    identify_contact.perform(ctx(mapping_version="v1"), USER)
-    assert identify_contact.perform(ctx(mapping_version="v2"), USER)["calls"] == 1
-    assert identify_contact.perform(ctx(mapping_version="v2"), USER)["calls"] == 0
+    identify_contact.ACTION.run(ctx(mapping_version="v1"), USER)
+    assert identify_contact.ACTION.run(ctx(mapping_version="v2"), USER)["calls"] == 1
+    assert identify_contact.ACTION.run(ctx(mapping_version="v2"), USER)["calls"] == 0
 
 
 def test_with_skip_off_every_identify_is_sent(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     put(stub, body=USER)
-    identify_contact.perform(ctx(skip=SkipPolicy(enabled=False)), USER)
-    assert identify_contact.perform(ctx(skip=SkipPolicy(enabled=False)), USER)["calls"] == 1
+    identify_contact.ACTION.run(ctx(skip=SkipPolicy(enabled=False)), USER)
+    assert identify_contact.ACTION.run(ctx(skip=SkipPolicy(enabled=False)), USER)["calls"] == 1
 
 
 def test_a_contact_deleted_in_intercom_is_made_again_once_a_call_finds_it_gone(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    identify_contact.perform(ctx(), USER)
+    identify_contact.ACTION.run(ctx(), USER)
     # An admin deletes c1; the person's next track is answered 404, and the relay forgets c1.
     stub.expect("POST", "/events", status=404, answer={"type": "error.list", "errors": [{"code": "not_found"}]})
     with pytest.raises(ContactNotFound):
-        track_event.perform(ctx(), {"event_name": "Signed In", "created_at": 1_700_000_100, "user_id": "u1"})
+        track_event.ACTION.run(ctx(), {"event_name": "Signed In", "created_at": 1_700_000_100, "user_id": "u1"})
     stub.expect("POST", "/contacts", answer=contact("c9"), body=USER)
-    assert identify_contact.perform(ctx(), USER) == {"contact_id": "c9", "role": "user", "merged_leads": [], "calls": 1}
+    assert identify_contact.ACTION.run(ctx(), USER) == {"contact_id": "c9", "role": "user", "merged_leads": [], "calls": 1}
 
 
 def test_after_a_merge_the_next_identify_is_sent(stub: Any, ctx: Any, contacts: Any) -> None:
     lead = {"role": "lead", "email": "ann@example.com", "name": "Ann"}
     stub.expect("POST", "/contacts", answer=contact("L1", "lead"), body=lead)
-    identify_contact.perform(ctx(user_id=None, anonymous_id="a1"), lead)
+    identify_contact.ACTION.run(ctx(user_id=None, anonymous_id="a1"), lead)
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     stub.expect("POST", "/contacts/merge", answer=contact("c1"))
-    assert identify_contact.perform(ctx(anonymous_id="a1"), USER)["merged_leads"] == ["L1"]
+    assert identify_contact.ACTION.run(ctx(anonymous_id="a1"), USER)["merged_leads"] == ["L1"]
     put(stub, body=USER)
-    assert identify_contact.perform(ctx(anonymous_id="a1"), USER)["calls"] == 1
-    assert identify_contact.perform(ctx(anonymous_id="a1"), USER)["calls"] == 0
+    assert identify_contact.ACTION.run(ctx(anonymous_id="a1"), USER)["calls"] == 1
+    assert identify_contact.ACTION.run(ctx(anonymous_id="a1"), USER)["calls"] == 0
 
 
 def test_a_lead_repeating_itself_makes_no_call(stub: Any, ctx: Any) -> None:
     lead = {"role": "lead", "email": "ann@example.com", "name": "Ann"}
     stub.expect("POST", "/contacts", answer=contact("L1", "lead"), body=lead)
-    identify_contact.perform(ctx(user_id=None, anonymous_id="a1"), lead)
-    assert identify_contact.perform(ctx(user_id=None, anonymous_id="a1"), lead)["calls"] == 0
+    identify_contact.ACTION.run(ctx(user_id=None, anonymous_id="a1"), lead)
+    assert identify_contact.ACTION.run(ctx(user_id=None, anonymous_id="a1"), lead)["calls"] == 0
 
 
 def test_a_converted_persons_page_view_repeating_the_users_traits_makes_no_call(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    identify_contact.perform(ctx(anonymous_id="a2"), USER)
+    identify_contact.ACTION.run(ctx(anonymous_id="a2"), USER)
     # An identify from the same browser without the userId: a lead identify of a user now.
     page_view = {"role": "lead", "email": "ann@example.com", "name": "Ann"}
-    result = identify_contact.perform(ctx(user_id=None, anonymous_id="a2"), page_view)
+    result = identify_contact.ACTION.run(ctx(user_id=None, anonymous_id="a2"), page_view)
     assert (result["contact_id"], result["role"], result["calls"]) == ("c1", "user", 0)
 
 
@@ -158,26 +158,26 @@ COMPANY = {"company_id": "acme", "name": "Acme", "plan": "pro", "external_id": "
 
 def test_an_unchanged_company_whose_attachment_is_known_makes_no_call(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    identify_contact.perform(ctx(), USER)
+    identify_contact.ACTION.run(ctx(), USER)
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co1"}, body={"company_id": "acme", "name": "Acme", "plan": "pro"})
     stub.expect("POST", "/contacts/c1/companies", answer={"type": "company", "id": "co1"})
-    assert identify_company.perform(ctx(), COMPANY)["calls"] == 2
-    assert identify_company.perform(ctx(), COMPANY) == {"company_id": "co1", "contact_id": "c1", "attached": False, "calls": 0}
+    assert identify_company.ACTION.run(ctx(), COMPANY)["calls"] == 2
+    assert identify_company.ACTION.run(ctx(), COMPANY) == {"company_id": "co1", "contact_id": "c1", "attached": False, "calls": 0}
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co1"}, body={"company_id": "acme", "name": "Acme", "plan": "team"})
-    assert identify_company.perform(ctx(), {**COMPANY, "plan": "team"})["calls"] == 1
+    assert identify_company.ACTION.run(ctx(), {**COMPANY, "plan": "team"})["calls"] == 1
 
 
 def test_an_unchanged_company_is_attached_to_a_new_member_without_an_upsert(stub: Any, ctx: Any) -> None:
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co1"})
     stub.expect("POST", "/contacts/c1/companies", answer={"type": "company", "id": "co1"})
-    identify_contact.perform(ctx(), USER)
-    identify_company.perform(ctx(), COMPANY)
+    identify_contact.ACTION.run(ctx(), USER)
+    identify_company.ACTION.run(ctx(), COMPANY)
     bob = {**USER, "external_id": "u2", "email": "bob@example.com"}
     stub.expect("POST", "/contacts", answer=contact("c2"), body=bob)
     stub.expect("POST", "/contacts/c2/companies", answer={"type": "company", "id": "co1"})
-    identify_contact.perform(ctx(user_id="u2"), bob)
-    assert identify_company.perform(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})["calls"] == 1
+    identify_contact.ACTION.run(ctx(user_id="u2"), bob)
+    assert identify_company.ACTION.run(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})["calls"] == 1
 
 
 def test_a_company_deleted_in_intercom_is_upserted_again_by_the_retry(stub: Any, ctx: Any) -> None:
@@ -186,15 +186,15 @@ def test_a_company_deleted_in_intercom_is_upserted_again_by_the_retry(stub: Any,
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co1"})
     stub.expect("POST", "/contacts/c1/companies", answer={"type": "company", "id": "co1"})
-    identify_contact.perform(ctx(), USER)
-    identify_company.perform(ctx(), COMPANY)
+    identify_contact.ACTION.run(ctx(), USER)
+    identify_company.ACTION.run(ctx(), COMPANY)
     bob = {**USER, "external_id": "u2", "email": "bob@example.com"}
     stub.expect("POST", "/contacts", answer=contact("c2"), body=bob)
-    identify_contact.perform(ctx(user_id="u2"), bob)
+    identify_contact.ACTION.run(ctx(user_id="u2"), bob)
     # An admin deleted the company: attaching bob to the cached id fails, and the retry upserts.
     stub.expect("POST", "/contacts/c2/companies", status=404, answer={"type": "error.list", "errors": [{"code": "company_not_found"}]})
     with pytest.raises(RetryableError):
-        identify_company.perform(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})
+        identify_company.ACTION.run(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co2"})
     stub.expect("POST", "/contacts/c2/companies", answer={"type": "company", "id": "co2"})
-    assert identify_company.perform(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})["company_id"] == "co2"
+    assert identify_company.ACTION.run(ctx(user_id="u2"), {**COMPANY, "external_id": "u2"})["company_id"] == "co2"

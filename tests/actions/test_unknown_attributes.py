@@ -43,23 +43,23 @@ def test_hold_sends_the_rest_and_keeps_unknown_wrong_type_and_nested_values(stub
     stub.expect("GET", "/data_attributes", answer=LISTED)
     stub.expect("POST", "/contacts", answer=contact("c1"), body={**USER, "custom_attributes": {"plan": "pro"}})
     custom = {"plan": "pro", "seats": 3, "tags": ["a", "b"]}
-    result = identify_contact.perform(ctx(), {**USER, "custom_attributes": custom})
+    result = identify_contact.ACTION.run(ctx(), {**USER, "custom_attributes": custom})
     assert result["held_attributes"] == ["seats", "tags"]
     assert store.held("contact", "seats") == {"c1": 3} and store.held("contact", "tags") == {"c1": ["a", "b"]}
     assert {(a.model, a.name, a.count) for a in store.unknown()} == {("contact", "seats", 1), ("contact", "tags", 1)}
     # The list is in Redis now: the next identify reads nothing from Intercom, and a wrong type is held too.
     stub.expect("PUT", "/contacts/c1", answer=contact("c1"), body={**USER, "name": "Ann"})
-    identify_contact.perform(ctx(), {**USER, "name": "Ann", "custom_attributes": {"plan": 7}})
+    identify_contact.ACTION.run(ctx(), {**USER, "name": "Ann", "custom_attributes": {"plan": 7}})
     assert store.held("contact", "plan") == {"c1": 7}
 
 
 def test_a_later_write_of_the_attribute_takes_the_held_value_away(stub, ctx, store) -> None:
     stub.expect("GET", "/data_attributes", answer=LISTED)
     stub.expect("POST", "/contacts", answer=contact("c1"))
-    identify_contact.perform(ctx(), {**USER, "custom_attributes": {"seats": 3}})
+    identify_contact.ACTION.run(ctx(), {**USER, "custom_attributes": {"seats": 3}})
     store.add("contact", "seats", "integer")  # `attributes create`
     stub.expect("PUT", "/contacts/c1", answer=contact("c1"), body={**USER, "custom_attributes": {"seats": 5}})
-    identify_contact.perform(ctx(), {**USER, "custom_attributes": {"seats": 5}})
+    identify_contact.ACTION.run(ctx(), {**USER, "custom_attributes": {"seats": 5}})
     assert store.held("contact", "seats") == {}  # a replay will not overwrite 5 with 3
 
 
@@ -69,7 +69,7 @@ def test_create_makes_the_attribute_with_the_type_of_its_value_then_sends(stub, 
         "POST", "/data_attributes", answer={"type": "data_attribute"}, body={"name": "seats", "model": "contact", "data_type": "integer"}
     )
     stub.expect("POST", "/contacts", answer=contact("c1"), body={**USER, "custom_attributes": {"seats": 3}})
-    result = identify_contact.perform(ctx("create"), {**USER, "custom_attributes": {"seats": 3}})
+    result = identify_contact.ACTION.run(ctx("create"), {**USER, "custom_attributes": {"seats": 3}})
     assert "held_attributes" not in result
     assert store.known("contact") == {"plan": "string", "seats": "integer"} and store.created() == 1
 
@@ -77,7 +77,7 @@ def test_create_makes_the_attribute_with_the_type_of_its_value_then_sends(stub, 
 def test_create_stops_at_max_created_attributes_and_holds(stub, ctx, store) -> None:
     stub.expect("GET", "/data_attributes", answer=LISTED)
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    result = identify_contact.perform(_capped(ctx), {**USER, "custom_attributes": {"seats": 3}})
+    result = identify_contact.ACTION.run(_capped(ctx), {**USER, "custom_attributes": {"seats": 3}})
     assert result["held_attributes"] == ["seats"]
 
 
@@ -90,7 +90,7 @@ def _capped(ctx):
 def test_fail_sends_everything_and_intercoms_400_fails_the_event(stub, ctx) -> None:
     stub.expect("POST", "/contacts", status=400, answer=attribute_400("seats"), body={**USER, "custom_attributes": {"seats": 3}})
     with pytest.raises(PermanentError):
-        identify_contact.perform(ctx("fail"), {**USER, "custom_attributes": {"seats": 3}})
+        identify_contact.ACTION.run(ctx("fail"), {**USER, "custom_attributes": {"seats": 3}})
 
 
 def test_a_400_naming_an_attribute_reads_the_list_again_and_holds_it(stub, ctx, store) -> None:
@@ -98,7 +98,7 @@ def test_a_400_naming_an_attribute_reads_the_list_again_and_holds_it(stub, ctx, 
     stub.expect("POST", "/contacts", status=400, answer=attribute_400("seats"))
     stub.expect("GET", "/data_attributes", answer=LISTED)
     stub.expect("POST", "/contacts", answer=contact("c1"), body=USER)
-    result = identify_contact.perform(ctx(), {**USER, "custom_attributes": {"seats": 3}})
+    result = identify_contact.ACTION.run(ctx(), {**USER, "custom_attributes": {"seats": 3}})
     assert result["held_attributes"] == ["seats"] and store.known("contact") == {"plan": "string"}
 
 
@@ -107,7 +107,7 @@ def test_a_company_attribute_is_held_by_company_id(stub, ctx, store, contacts) -
     stub.expect("GET", "/data_attributes", answer={"type": "list", "data": []})
     stub.expect("POST", "/companies", answer={"type": "company", "id": "co1"}, body={"company_id": "acme", "name": "Acme"})
     stub.expect("POST", "/contacts/c1/companies", answer={"type": "company", "id": "co1"})
-    result = identify_company.perform(
+    result = identify_company.ACTION.run(
         ctx(), {"company_id": "acme", "name": "Acme", "external_id": "u1", "custom_attributes": {"tier": "gold"}}
     )
     assert result["held_attributes"] == ["tier"] and store.held("company", "tier") == {"acme": "gold"}
@@ -123,4 +123,4 @@ def test_create_losing_a_race_to_another_worker_uses_the_attribute_it_made(stub,
         answer={"type": "list", "data": [*LISTED["data"], {"name": "seats", "data_type": "integer", "custom": True}]},
     )
     stub.expect("POST", "/contacts", answer=contact("c1"), body={**USER, "custom_attributes": {"seats": 3}})
-    assert "held_attributes" not in identify_contact.perform(ctx("create"), {**USER, "custom_attributes": {"seats": 3}})
+    assert "held_attributes" not in identify_contact.ACTION.run(ctx("create"), {**USER, "custom_attributes": {"seats": 3}})

@@ -35,9 +35,7 @@ def signed_in(chromium: Any, user: tuple[str, str] | None = ADMIN) -> Any:
 
 def status_json(env: dict) -> dict:
     """`intercom-relay status --json`, as an operator runs it."""
-    out = subprocess.run(
-        [sys.executable, "-m", "worker.cli", "status", "--json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    out = subprocess.run([sys.executable, "-m", "cli", "status", "--json"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 

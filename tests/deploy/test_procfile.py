@@ -56,7 +56,7 @@ def intercom_relay_on_path(env: dict[str, str], bin_dir: Path) -> None:
         return
     bin_dir.mkdir(exist_ok=True)
     shim = bin_dir / "intercom-relay"
-    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m worker.cli "$@"\n')
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m cli "$@"\n')
     shim.chmod(0o755)
     env["PATH"] = os.pathsep.join((str(bin_dir), env["PATH"]))
 

@@ -62,7 +62,7 @@ class Door:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        args = [sys.executable, "-c", "from worker.cli import main; main()", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [sys.executable, "-c", "from cli.main import main; main()", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._up, 30, f"the ingestion server to start (see {self.log})")

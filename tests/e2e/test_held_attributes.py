@@ -13,9 +13,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from tests.e2e.harness import accept, wait_until_finished
 from tests.e2e.test_workspaces import ATTRIBUTE_MAPPINGS, Stream, live_contacts
-from worker.cli import main
 
 pytestmark = pytest.mark.e2e
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.e2e
 
 def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
     """``intercom-relay <args>`` as an operator runs it, with the fleet's environment."""
-    result = subprocess.run([sys.executable, "-m", "worker.cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"intercom-relay {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     return result
 

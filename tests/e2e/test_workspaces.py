@@ -262,7 +262,7 @@ def attribute_stream() -> Stream:
 def test_unknown_attributes_by_policy(policy, redis, redis_url, fake_intercom_factory, fleet, tmp_path, monkeypatch):
     from click.testing import CliRunner  # noqa: PLC0415
 
-    from worker.cli import main  # noqa: PLC0415
+    from cli.main import main  # noqa: PLC0415
 
     fake = fake_intercom_factory()
     fake.seed(data_attributes=[{"model": "contact", "name": "plan", "data_type": "string"}])
@@ -299,7 +299,7 @@ def test_unknown_attributes_by_policy(policy, redis, redis_url, fake_intercom_fa
 def test_deleting_people_through_their_lanes(redis, redis_url, fake_intercom_factory, fleet, monkeypatch):
     from click.testing import CliRunner  # noqa: PLC0415
 
-    from worker.cli import main  # noqa: PLC0415
+    from cli.main import main  # noqa: PLC0415
     from worker.store.deletions import Deletions  # noqa: PLC0415
 
     monkeypatch.setenv("REDIS_URL", redis_url)

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from worker.intercom.client import Budget, IntercomClient, environment_proxy
-from worker.intercom.errors import ContactNotFound, IntercomError, RateLimited, RetryableError, Unauthorized
-from worker.policy import classify
+from worker.intercom.errors import ContactNotFound, IntercomError, RateLimited, RetryableError, Unauthorized, classify
 from worker.settings import Settings
 
 TOKEN = "dG9rOmFiY2RlZl9zZWNyZXRfdG9rZW4="

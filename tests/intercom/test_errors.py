@@ -19,10 +19,10 @@ from worker.intercom.errors import (
     RetryableError,
     SearchLagConflict,
     Unauthorized,
+    classify,
     conflicting_contact_id,
     from_transport_error,
 )
-from worker.policy import classify
 
 REQUEST = httpx.Request("POST", "https://api.intercom.io/contacts")
 

@@ -36,7 +36,7 @@ def test_the_documented_defaults_are_the_defaults():
 def test_the_documented_test_cases_hold(tmp_path):
     from click.testing import CliRunner
 
-    from worker.cli import main
+    from cli.main import main
 
     assert len(TEST_BLOCKS) == 1
     path = tmp_path / "tests.json"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from cli.main import main
 from producers.sample import SampleStream
-from worker.cli import main
 from worker.mappings import DEFAULT_MAPPINGS, load_mappings
 from worker.mappings.cases import same
 from worker.mappings.segment_import import ImportRefused, import_subscriptions

@@ -1,9 +1,10 @@
 """The actions, in one explicit table; everything else about them is derived here.
 
 Each action is one module that ends with its ``ACTION`` definition
-(:class:`worker.actions.action.Action`): its fields schema, default mapping,
-``build_body`` and ``perform``.  Adding an action is one module and one line
-in ``ACTIONS`` (docs/architecture.md, "Adding an action").
+(:class:`worker.actions.action.Action`): its fields schema (each field's type,
+default source and meaning declared once), ``build_body`` and ``perform``.
+Adding an action is one module and one line in ``ACTIONS``, with its tests and
+docs (docs/architecture.md, "Adding an action").
 """
 
 from __future__ import annotations

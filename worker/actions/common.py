@@ -9,22 +9,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load
 
 from worker.actions.unchanged import SkipPolicy
+from worker.intercom.client import IntercomClient
 from worker.intercom.errors import ContactMerged, InvalidPayload, NotFound
 from worker.store.attributes import Attributes
 from worker.store.companies import CompanyCache
 from worker.store.contacts import ContactCache
 from worker.store.dropped import DroppedFields
 from worker.timestamps import InvalidTimestamp, to_unix_seconds
-
-if TYPE_CHECKING:
-    # For the annotation only: the client imports the failure policy, which
-    # imports the mappings and so this package.
-    from worker.intercom.client import IntercomClient
 
 T = TypeVar("T")
 
@@ -115,17 +111,20 @@ class FieldsSchema(Schema):
     """Base of the actions' field schemas: a null or blank value counts as absent.
 
     A mapping path that finds nothing leaves its field out; an explicit null or
-    "" from the event is treated the same, except for the fields listed in
-    ``NULLABLE``, where Intercom takes null as "clear this attribute".
+    "" from the event is treated the same, except for the nullable fields
+    (``allow_none``), where Intercom takes null as "clear this attribute".
     """
 
-    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Once per schema (instances are shared, see schema_instance), not per event.
+        self.nullable = frozenset(name for name, declared in self.fields.items() if declared.allow_none)
 
     @pre_load
     def _drop_absent(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, Mapping):
             return data  # marshmallow itself reports "Invalid input type"
-        return {key: value for key, value in data.items() if key in self.NULLABLE or not _blank(value)}
+        return {key: value for key, value in data.items() if key in self.nullable or not _blank(value)}
 
 
 def load_fields(schema: type[Schema], raw: Mapping[str, Any]) -> dict:

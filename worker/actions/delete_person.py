@@ -26,8 +26,8 @@ from typing import Any, cast
 
 from marshmallow import ValidationError, fields, validates_schema
 
-from worker.actions.action import Action
-from worker.actions.common import ActionContext, FieldsSchema, StrId, find_contacts, load_fields, search_contact
+from worker.actions.action import Action, field
+from worker.actions.common import ActionContext, FieldsSchema, StrId, find_contacts, search_contact
 from worker.intercom.errors import NotFound
 from worker.store.attributes import letter_id
 from worker.store.deadletters import DeadLetters
@@ -38,10 +38,10 @@ from worker.store.lanes import Lanes
 class Fields(FieldsSchema):
     """The mapped fields of Delete Person."""
 
-    deletion_id = fields.String(required=True)
-    user_id = StrId()
-    email = fields.String()
-    anonymous_id = StrId()
+    deletion_id = field(fields.String, "the deletion's id, for its audit record", required=True, default="$.properties.deletion_id")
+    user_id = field(StrId, "the person's user id (the contact's external_id)", default="$.properties.user_id")
+    email = field(fields.String, "the person's email", default="$.properties.email")
+    anonymous_id = field(StrId, "the person's anonymous id", default="$.properties.anonymous_id")
 
     @validates_schema
     def _someone(self, data: dict, **kwargs: Any) -> None:
@@ -56,7 +56,6 @@ def build_body(fields: dict) -> dict:
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Delete the person's contact and linked leads; returns the ids deleted and the calls."""
-    fields = load_fields(Fields, fields)  # never lenient: a deletion runs on what it was asked, or fails
     user_id, email, anonymous_id = fields.get("user_id"), fields.get("email"), fields.get("anonymous_id")
     deletions = Deletions(ctx.contacts.redis)
     # Read before the contacts are forgotten: the cache's links are what names these lanes.
@@ -115,24 +114,14 @@ def _delete(ctx: ActionContext, contact_id: str) -> bool:
     return gone
 
 
-#: The deletions ``intercom-relay delete-person`` accepts: a "delete" event naming the person in
-#: its properties (the ingestion door never accepts that type).
-DEFAULT_MAPPING = {
-    "name": "Delete Person",
-    "trigger": 'type = "delete"',
-    "fields": {
-        "deletion_id": "$.properties.deletion_id",
-        "user_id": "$.properties.user_id",
-        "email": "$.properties.email",
-        "anonymous_id": "$.properties.anonymous_id",
-    },
-}
-
+#: Its default mapping takes the deletions ``intercom-relay delete-person`` requests: a "delete"
+#: event naming the person in its properties (the ingestion door never accepts that type).
 ACTION = Action(
     name=DELETE_ACTION,
+    title="Delete Person",
     lane_code="X",
     fields=Fields,
-    default_mappings=(DEFAULT_MAPPING,),
+    trigger='type = "delete"',
     build_body=build_body,
     perform=perform,
     deletes_person=True,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from worker.actions.action import Action
+from worker.actions.action import Action, body_fields, field, pick_body
 from worker.actions.attributes import refused_attribute, screen, settle
 from worker.actions.common import (
     ActionContext,
@@ -25,7 +25,6 @@ from worker.actions.common import (
     StrId,
     UnixSeconds,
     follow_gone,
-    load_fields_dropping,
     search_contact,
 )
 from worker.actions.unchanged import holds, record
@@ -34,35 +33,46 @@ from worker.intercom.errors import ContactNotFound, NotFound, PermanentError, Re
 #: Intercom stores monthly_spend as a 32-bit signed integer.
 MAX_MONTHLY_SPEND = 2**31 - 1
 
-COMPANY_FIELDS = ("company_id", "name", "monthly_spend", "plan", "size", "website", "industry", "remote_created_at", "custom_attributes")
-
 
 class Fields(FieldsSchema):
-    """The mapped fields of Identify Company."""
+    """The mapped fields of Identify Company: the company's own, then those that find its contact."""
 
-    company_id = StrId(required=True)
-    name = fields.String()
+    company_id = field(StrId, "the company's id outside Intercom (Segment's groupId)", required=True, default="$.groupId")
+    name = field(fields.String, "the company's name", default="$.traits.name")
     # strict=False truncates 155.98 to 155, as Intercom itself would.
-    monthly_spend = fields.Integer(strict=False, validate=validate.Range(max=MAX_MONTHLY_SPEND))
-    plan = fields.String()
-    size = fields.Integer(strict=False, validate=validate.Range(min=0))
-    website = fields.String()
-    industry = fields.String()
-    remote_created_at = UnixSeconds()
-    custom_attributes = fields.Dict(keys=fields.String())
-    external_id = StrId()
-    email = fields.String()
-    contact_id = StrId()
+    monthly_spend = field(
+        fields.Integer,
+        "how much revenue the company generates for you, a whole number",
+        default="$.traits.monthly_spend",
+        strict=False,
+        validate=validate.Range(max=MAX_MONTHLY_SPEND),
+    )
+    plan = field(fields.String, "the name of the company's plan", default="$.traits.plan")
+    size = field(fields.Integer, "the number of employees", default="$.traits.employees", strict=False, validate=validate.Range(min=0))
+    website = field(fields.String, "the company's website URL", default="$.traits.website")
+    industry = field(fields.String, "the company's industry", default="$.traits.industry")
+    remote_created_at = field(UnixSeconds, "when the company was created: ISO 8601 or Unix seconds", default="$.traits.createdAt")
+    custom_attributes = field(
+        fields.Dict,
+        "the company's custom attributes, by name; those the workspace does not define are held (UNKNOWN_ATTRIBUTES)",
+        keys=fields.String(),
+    )
+    external_id = field(StrId, "the external_id of the contact to attach", default="$.userId", in_body=False)
+    email = field(fields.String, "the email of the contact to attach", default="$.traits.email", in_body=False)
+    contact_id = field(StrId, "the Intercom id of the contact to attach", in_body=False)
+
+
+#: The body's fields: the company's own.
+COMPANY_FIELDS = body_fields(Fields)
 
 
 def build_body(fields: dict) -> dict:
     """The body of POST /companies: the company's own fields only."""
-    return {name: fields[name] for name in COMPANY_FIELDS if name in fields}
+    return pick_body(COMPANY_FIELDS, fields)
 
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Upsert the company (unless it is unchanged) and attach the contact; returns both ids, what was done, calls."""
-    fields = load_fields_dropping(ctx, "identify_company", Fields, fields)
     try:
         body, held = screen(ctx, "company", build_body(fields))
         company_id = _upsert(ctx, fields["company_id"], body)
@@ -132,29 +142,12 @@ def _attach(ctx: ActionContext, contact_id: str, company_intercom_id: str, compa
     ctx.contacts.remember_membership(contact_id, company_intercom_id)
 
 
-#: Segment's "Identify Company" mapping.
-DEFAULT_MAPPING = {
-    "name": "Identify Company",
-    "trigger": 'type = "group"',
-    "fields": {
-        "company_id": "$.groupId",
-        "name": "$.traits.name",
-        "monthly_spend": "$.traits.monthly_spend",
-        "plan": "$.traits.plan",
-        "size": "$.traits.employees",
-        "website": "$.traits.website",
-        "industry": "$.traits.industry",
-        "remote_created_at": "$.traits.createdAt",
-        "external_id": "$.userId",
-        "email": "$.traits.email",
-    },
-}
-
 ACTION = Action(
     name="identify_company",
+    title="Identify Company",
     lane_code="G",
     fields=Fields,
-    default_mappings=(DEFAULT_MAPPING,),
+    trigger='type = "group"',
     build_body=build_body,
     perform=perform,
     needs_contact=True,

@@ -27,7 +27,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from worker.actions.action import Action
+from worker.actions.action import Action, body_fields, field, pick_body
 from worker.actions.attributes import refused_attribute, screen, settle
 from worker.actions.common import (
     ActionContext,
@@ -37,7 +37,6 @@ from worker.actions.common import (
     best_contact,
     find_contacts,
     follow_gone,
-    load_fields_dropping,
     search_contact,
 )
 from worker.actions.unchanged import holds, record, recorded
@@ -66,41 +65,48 @@ ROLES = ("user", "lead")
 #: A merged contact's survivor may itself have been merged since: followed this many times.
 MAX_MERGES_FOLLOWED = 3
 
-# Intercom's order of the contact fields, for readable request logs.
-BODY_FIELDS = (
-    "role",
-    "external_id",
-    "email",
-    "phone",
-    "name",
-    "avatar",
-    "signed_up_at",
-    "last_seen_at",
-    "owner_id",
-    "unsubscribed_from_emails",
-    "custom_attributes",
-)
+
+def _trait(key: str) -> dict[str, Any]:
+    """``$.traits.<key>``, falling back to ``$.context.traits.<key>``.
+
+    Some real clients send traits only in ``context.traits``.
+    """
+    return {"@first": [f"$.traits.{key}", f"$.context.traits.{key}"]}
 
 
 class Fields(FieldsSchema):
-    """The mapped fields of Identify Contact."""
+    """The mapped fields of Identify Contact, in Intercom's order of a contact's fields.
 
-    # Intercom's contact schema marks these nullable: null clears the attribute.
-    NULLABLE = frozenset(
-        {"phone", "name", "avatar", "signed_up_at", "last_seen_at", "owner_id", "unsubscribed_from_emails", "custom_attributes"}
+    Intercom's contact schema marks the nullable ones nullable: null clears the attribute.
+    """
+
+    role = field(
+        fields.String,
+        "user or lead; a known userId makes a user, without one the person is an anonymous lead",
+        required=True,
+        default={"@if": {"exists": "$.userId", "then": "user", "else": "lead"}},
+        validate=validate.OneOf(ROLES),
     )
-
-    role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    external_id = StrId()
-    email = fields.String()
-    phone = fields.String(allow_none=True)
-    name = fields.String(allow_none=True)
-    avatar = fields.String(allow_none=True)
-    signed_up_at = UnixSeconds(allow_none=True)
-    last_seen_at = UnixSeconds(allow_none=True)
-    owner_id = StrId(allow_none=True)  # a string since 2.16; an integer id is accepted and converted
-    unsubscribed_from_emails = fields.Boolean(allow_none=True)
-    custom_attributes = fields.Dict(keys=fields.String(), allow_none=True)
+    external_id = field(
+        StrId,
+        "the contact's id outside Intercom (Segment's userId); a user needs it or an email, a lead never has one",
+        default="$.userId",
+    )
+    email = field(fields.String, "the contact's email; a user needs it or an external_id", default=_trait("email"))
+    phone = field(fields.String, "the contact's phone number", nullable=True, default=_trait("phone"))
+    name = field(fields.String, "the contact's name", nullable=True, default=_trait("name"))
+    avatar = field(fields.String, "an image URL of the contact's avatar", nullable=True, default=_trait("avatar"))
+    signed_up_at = field(UnixSeconds, "when the contact signed up: ISO 8601 or Unix seconds", nullable=True, default=_trait("createdAt"))
+    last_seen_at = field(UnixSeconds, "when the contact was last seen: ISO 8601 or Unix seconds", nullable=True, default="$.timestamp")
+    # A string since 2.16; an integer id is accepted and converted.
+    owner_id = field(StrId, "the id of the admin who owns the contact", nullable=True)
+    unsubscribed_from_emails = field(fields.Boolean, "whether the contact unsubscribed from emails", nullable=True)
+    custom_attributes = field(
+        fields.Dict,
+        "the contact's custom attributes, by name; those the workspace does not define are held (UNKNOWN_ATTRIBUTES)",
+        nullable=True,
+        keys=fields.String(),
+    )
 
     @validates_schema
     def _identity(self, data: dict, **kwargs: Any) -> None:
@@ -113,14 +119,17 @@ class Fields(FieldsSchema):
             raise ValidationError("a user needs an email when external_id is blank", "email")
 
 
+#: The body's fields, in Intercom's order, for readable request logs.
+BODY_FIELDS = body_fields(Fields)
+
+
 def build_body(fields: dict) -> dict:
     """The body of POST /contacts or PUT /contacts/{id} for loaded fields."""
-    return {name: fields[name] for name in BODY_FIELDS if name in fields}
+    return pick_body(BODY_FIELDS, fields)
 
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Create or update the contact; returns its id, role, any merged lead and the calls made."""
-    fields = load_fields_dropping(ctx, "identify_contact", Fields, fields)
     try:
         return _perform(ctx, fields)
     except PermanentError as exc:
@@ -414,32 +423,6 @@ def _merge(ctx: ActionContext, lead_id: str, user_id: str) -> None:
     ctx.contacts.move(lead_id, user_id, "user")
 
 
-def _trait(key: str) -> dict[str, Any]:
-    """``$.traits.<key>``, falling back to ``$.context.traits.<key>``.
-
-    Some real clients send traits only in ``context.traits``.
-    """
-    return {"@first": [f"$.traits.{key}", f"$.context.traits.{key}"]}
-
-
-#: Segment's "Identify Contact" mapping.
-DEFAULT_MAPPING = {
-    "name": "Identify Contact",
-    "trigger": 'type = "identify"',
-    "fields": {
-        # A known userId makes a user; without one the person is an anonymous lead.
-        "role": {"@if": {"exists": "$.userId", "then": "user", "else": "lead"}},
-        # Only present when userId is, i.e. only for role user: a lead never has one.
-        "external_id": "$.userId",
-        "email": _trait("email"),
-        "phone": _trait("phone"),
-        "name": _trait("name"),
-        "avatar": _trait("avatar"),
-        "signed_up_at": _trait("createdAt"),
-        "last_seen_at": "$.timestamp",
-    },
-}
-
 #: Segment's alias (previousId -> userId) says the two ids are one person: an
 #: identify naming both, so the lead made from the previous id becomes the user
 #: (the delivery takes an alias's previousId as its anonymous id).
@@ -451,10 +434,12 @@ ALIAS_MAPPING = {
 
 ACTION = Action(
     name="identify_contact",
+    title="Identify Contact",
     lane_code="I",
     fields=Fields,
-    default_mappings=(DEFAULT_MAPPING, ALIAS_MAPPING),
+    trigger='type = "identify"',
     build_body=build_body,
     perform=perform,
+    more_mappings=(ALIAS_MAPPING,),
     identifies=True,
 )

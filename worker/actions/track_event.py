@@ -21,14 +21,13 @@ from typing import Any, Iterator, Mapping
 
 from marshmallow import fields, validate
 
-from worker.actions.action import Action
+from worker.actions.action import Action, field
 from worker.actions.common import (
     ActionContext,
     FieldsSchema,
     StrId,
     UnixSeconds,
     follow_gone,
-    load_fields_dropping,
     search_contact,
 )
 from worker.intercom.errors import ContactNotFound, InvalidPayload, NotFound
@@ -46,16 +45,21 @@ IDENTITY_KEYS = ("user_id", "id", "email")
 
 
 class Fields(FieldsSchema):
-    """The mapped fields of Track Event."""
+    """The mapped fields of Track Event: the event, then who did it (one of user_id, email, id)."""
 
-    event_name = fields.String(required=True, validate=validate.Length(min=1))
-    created_at = UnixSeconds(required=True)
-    user_id = StrId()
-    email = fields.String()
-    id = StrId()
-    revenue = fields.Float(allow_nan=False)
-    currency = fields.String()
-    metadata = fields.Dict(keys=fields.String())
+    event_name = field(fields.String, "the event's name", required=True, default="$.event", validate=validate.Length(min=1))
+    created_at = field(UnixSeconds, "when the event happened: ISO 8601 or Unix seconds", required=True, default="$.timestamp")
+    user_id = field(StrId, "the external_id of the contact who did it", default="$.userId")
+    email = field(fields.String, "the email of the contact who did it (searched for when not cached)", default="$.properties.email")
+    id = field(StrId, "the Intercom id of the contact who did it")
+    revenue = field(fields.Float, "the amount of money, sent as the metadata's price", default="$.properties.revenue", allow_nan=False)
+    currency = field(fields.String, "the revenue's currency (default USD)", default="$.properties.currency")
+    metadata = field(
+        fields.Dict,
+        "the event's properties but email, revenue and currency (fields of their own), flattened to 10 keys (flatten_metadata)",
+        default="$.properties",
+        keys=fields.String(),
+    )
 
 
 def build_body(fields: dict) -> dict:
@@ -99,7 +103,6 @@ def flatten_metadata(metadata: Mapping[str, Any], price: dict | None = None) -> 
 
 def perform(ctx: ActionContext, fields: dict) -> dict:
     """Send the event for the contact; returns the Intercom id used, dropped keys and calls."""
-    fields = load_fields_dropping(ctx, "track_event", Fields, fields)
     body, dropped = _build(fields)
     if dropped:
         ctx.log.warning(
@@ -208,27 +211,12 @@ def _cached_id(ctx: ActionContext, external_id: str | None) -> str | None:
     return cached.id if cached else None
 
 
-#: Segment's "Track Event" mapping.
-DEFAULT_MAPPING = {
-    "name": "Track Event",
-    "trigger": 'type = "track"',
-    "fields": {
-        "event_name": "$.event",
-        "created_at": "$.timestamp",
-        "user_id": "$.userId",
-        "email": "$.properties.email",
-        "revenue": "$.properties.revenue",
-        "currency": "$.properties.currency",
-        # All properties; the action takes email, revenue and currency out.
-        "metadata": "$.properties",
-    },
-}
-
 ACTION = Action(
     name="track_event",
+    title="Track Event",
     lane_code="T",
     fields=Fields,
-    default_mappings=(DEFAULT_MAPPING,),
+    trigger='type = "track"',
     build_body=build_body,
     perform=perform,
     needs_contact=True,

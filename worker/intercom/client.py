@@ -33,8 +33,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from worker.intercom.errors import IntercomError, RetryableError, from_transport_error, with_merge_target
-from worker.policy import classify
+from worker.intercom.errors import IntercomError, RetryableError, classify, from_transport_error, with_merge_target
 from worker.settings import INTERCOM_VERSION, Settings
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,12 @@ reads it and never inspects status codes itself::
     ├── ContactNotFound                404 for a contact that does not exist (yet): the caller parks the event
     └── Unauthorized                   401: the token is bad for every event; the caller pauses the destination
 
-Which status stands for which class, and what each class leads to, is the
-failure policy (``worker/policy.py``: ``classify`` and ``decide``); the domain
-meaning of a 404 or a 409 (which depends on the endpoint) lives in the action
-that made the call.  No message, repr or attribute here ever holds the
+Which status stands for which class is the table ``STATUS_ERRORS`` below
+(``classify`` reads it); what each class leads to is the failure policy
+(``decide`` in ``worker/policy.py``); the domain meaning of a 404 or a 409
+(which depends on the endpoint) lives in the action that made the call.  This
+module imports nothing of the relay, so the client, the actions and the policy
+can all import it.  No message, repr or attribute here ever holds the
 access token: messages are built from the method, path, status and Intercom's
 error body only.
 """
@@ -120,6 +122,38 @@ class ContactNotFound(IntercomError):
 
 class Unauthorized(IntercomError):
     """A 401: the token is bad for every event, so the caller pauses the destination."""
+
+
+#: Intercom's statuses that stand for a particular error.  Any other 4xx is a
+#: PermanentError, any other 5xx a RetryableError (501 "not implemented" will
+#: not change on a retry).
+STATUS_ERRORS: dict[int, type[IntercomError]] = {
+    401: Unauthorized,
+    404: NotFound,
+    408: RetryableError,
+    409: Conflict,
+    410: NotFound,
+    423: RetryableError,
+    429: RateLimited,
+    501: PermanentError,
+}
+
+
+def error_class(status: int) -> type[IntercomError]:
+    """The exception class for a non-2xx status."""
+    return STATUS_ERRORS.get(status) or (RetryableError if status >= 500 else PermanentError)
+
+
+def classify(response: httpx.Response) -> IntercomError | None:
+    """The error a response stands for, or None for a 2xx."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    message, body, code = error_details(response)
+    cls = error_class(status)
+    if cls is RateLimited:
+        return RateLimited(message, status, body, code, reset_at=reset_at(response))
+    return cls(message, status, body, code)
 
 
 def from_transport_error(exc: httpx.TransportError) -> RetryableError:

@@ -14,6 +14,8 @@ import os
 import sys
 from typing import Callable, Mapping, Sequence
 
+import click
+
 from worker.settings import GENERATE_HINT, MIN_ADMIN_PASSWORD, secret_weakness
 
 #: The shortest Flower password accepted: Flower shows the people in every task's arguments.
@@ -61,3 +63,13 @@ def launch(args: Sequence[str], env: Mapping[str, str] | None = None, execv: Cal
     check_basic_auth(env.get("FLOWER_BASIC_AUTH", ""))
     argv = flower_argv(args)
     execv(argv[0], argv)
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def flower(ctx: click.Context) -> None:
+    """Run Flower (celery flower, with these arguments) once FLOWER_BASIC_AUTH holds strong passwords."""
+    try:
+        launch(ctx.args)
+    except FlowerAuthError as exc:
+        raise click.ClickException(str(exc)) from None

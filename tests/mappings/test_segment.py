@@ -8,6 +8,8 @@ packages/destination-subscriptions/src/__tests__), ported as data.
 from __future__ import annotations
 
 import json
+import random
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from producers.sample import SampleStream
 from worker.mappings import DEFAULT_MAPPINGS, load_mappings
 from worker.mappings.cases import same
 from worker.mappings.segment_import import ImportRefused, import_subscriptions
-from worker.mappings.segment_triggers import SegmentTriggerError, evaluate, parse, translate
+from worker.mappings.segment_triggers import SegmentTrigger, SegmentTriggerError, evaluate, parse, translate
 from worker.mappings.triggers import Trigger
 
 CASES = Path(__file__).parent / "segment_cases"
@@ -346,3 +348,65 @@ def test_a_directive_segment_refuses_is_refused_at_load_naming_the_field() -> No
             trigger='type = "track"',
             fields={"event_name": {"@replace": {"value": "x"}}, "created_at": "$.timestamp"},
         )
+
+
+# ------------------------------------------------------------ translation, beyond the published cases
+
+_VALUES: list[Any] = [None, 0, 1, 1.5, -2, "", "x", "abc", "5", "true", True, False, [], ["x"], {}, {"b": 0}, {"b": "x"}, {"b": None}]
+_VALUES += [{"b": 5}, {"b": True}, {"b": "abcx"}]
+_FIELDS = ["properties.a", "properties.a.b", "traits.a.b", "context.a", "event", "type", "name", "userId"]
+_COMPARISONS = ['= "x"', '!= "x"', '= ""', "= 0", "!= 0", "= 5", "!= 5", "< 2", ">= 0", "= true", "= false", "!= true"]
+_COMPARISONS += ["= null", "!= null", '< "3"', '= "5"', "> -1"]
+
+
+def _triggers() -> list[str]:
+    triggers = [f"{field} {comparison}" for field in _FIELDS for comparison in _COMPARISONS]
+    for field in _FIELDS[:5]:
+        for function in ('contains({}, "b")', 'match({}, "ab*")', 'match({}, "*x")'):
+            triggers += [function.format(field), "!" + function.format(field)]
+    return triggers
+
+
+def test_translated_triggers_match_exactly_the_events_segment_matches() -> None:
+    """Every operator on every kind of value (0, "", false at a middle step too), both readings compared."""
+    rng = random.Random(20)
+    for text in _triggers():
+        parsed = parse(text)
+        ours = Trigger.parse(translate(parsed))
+        for _ in range(60):
+            event = {key: rng.choice(_VALUES) for key in ("type", "event", "name", "userId")}
+            event.update({key: {"a": rng.choice(_VALUES)} for key in ("properties", "traits", "context")})
+            event = {key: value for key, value in event.items() if rng.random() > 0.2}
+            assert ours.matches(event) is SegmentTrigger(parsed).matches(event), (text, translate(parsed), event)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("", "no condition"),
+        ("type", "Value token is missing"),
+        ('type = "track" and (event = "a" or (event = "b"))', "without a matching ')'"),
+        ('properties.a!="x"', "expected '='"),
+        ('event = "a', "unterminated string"),
+        ("properties.price = 1..2", "multiple decimal points"),
+        ('event = "a" & type = "b"', "invalid character"),
+        ("contains(", "missing a 2nd argument"),
+        ('type = "track" and ()', "no condition inside"),
+    ],
+)
+def test_what_segments_parser_refuses_is_refused_saying_why(text: str, words: str) -> None:
+    with pytest.raises(SegmentTriggerError, match=re.escape(words)):
+        parse(text)
+
+
+def test_segments_quirks_are_kept() -> None:
+    def matches(text: str, event: dict) -> bool:
+        return SegmentTrigger.parse(text).matches(event)
+
+    assert matches('type = "track" and event = "A" or event = "B"', {"type": "page", "event": "B"})  # the last keyword
+    assert matches('event != "A"', {})  # != on a missing field
+    assert not matches("properties.n = 1", {"properties": {"n": True}})  # typed numbers
+    assert not matches('properties.n = "1"', {"properties": {"n": 1}})
+    assert matches('match(event, "abc")', {"event": "xbc"})  # "ends with" the pattern minus its first character
+    assert matches('!(event = "A")', {"event": "A"})  # a '!' before a group is ignored
+    assert matches("properties.a.b = 0", {"properties": {"a": 0}})  # JavaScript's a && a.b

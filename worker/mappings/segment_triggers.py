@@ -15,6 +15,7 @@ included:
 - ``match(field, "abc*")`` is "starts with abc"; any other pattern is "ends with"
   the pattern minus its first character (``"*abc"`` is "ends with abc").
 - A leading ``!`` negates ``contains()``/``match()`` only; elsewhere it is ignored.
+- ``contains()``/``match()`` on ``type`` give no condition at all: they are dropped.
 - Field paths go through JavaScript: ``properties.a.b`` of ``{"a": 0}`` is ``0``.
 
 :func:`parse` gives Segment's condition tree (plain dicts, as Segment's own
@@ -265,7 +266,7 @@ def _strip_prefix(kind: str, name: str) -> str:
     return re.sub(rf"^({_PREFIX[kind]})\.", "", name)
 
 
-def _comparison(kind: str, ident: Token, operator: Token, value: Token) -> Condition | None:
+def _comparison(kind: str, ident: Token, operator: Token, value: Token) -> Condition:
     """One ``field operator value`` condition, typed the way parseFql types it."""
     op = operator.value
     if kind in ("event", "event-type"):
@@ -290,7 +291,7 @@ def _comparison(kind: str, ident: Token, operator: Token, value: Token) -> Condi
     return {**node, "operator": op, "value": _string_value(value)}
 
 
-def _function(name: str, nodes: list[Condition], tokens: list[Token], negate: bool) -> None:
+def _function(name: str, nodes: list[Condition], tokens: list[Token], negate: bool, notes: "_Notes") -> None:
     """``contains(field, "x")`` and ``match(field, "x*")``, with or without a leading ``!``."""
     _shift(tokens)  # "("
     field_token = _shift(tokens)
@@ -308,11 +309,14 @@ def _function(name: str, nodes: list[Condition], tokens: list[Token], negate: bo
     else:
         operator, value = ("not_ends_with" if negate else "ends_with"), _string_value(value_token)[1:]
     target = field_token.value
+    before = len(nodes)
     if target in ("event", "name", "userId"):
         nodes.append({"type": target, "operator": operator, "value": value})
     for kind, prefix in _PREFIX.items():
         if target.startswith(prefix):
             nodes.append({"type": kind, "name": _strip_prefix(kind, target), "operator": operator, "value": value})
+    if len(nodes) == before:
+        notes.dropped.append(f"{name}({target}, ...)")
 
 
 def _shift(tokens: list[Token]) -> Token | None:
@@ -325,6 +329,7 @@ class _Notes:
 
     mixed_levels: list[str] = field(default_factory=list)
     ignored_negations: int = 0
+    dropped: list[str] = field(default_factory=list)
 
 
 def _parse_level(tokens: list[Token], notes: _Notes, depth: int) -> Condition | None:
@@ -334,10 +339,10 @@ def _parse_level(tokens: list[Token], notes: _Notes, depth: int) -> Condition | 
     token = _shift(tokens)
     while token is not None and token.type != "eos":
         if token.type == "ident":
-            _parse_ident(token, nodes, tokens)
+            _parse_ident(token, nodes, tokens, notes)
         if token.type == "operator" and token.value == "!":
             if tokens and tokens[0].type == "ident" and tokens[0].value in ("contains", "match"):
-                _function(tokens.pop(0).value, nodes, tokens, negate=True)
+                _function(tokens.pop(0).value, nodes, tokens, negate=True, notes=notes)
             else:
                 notes.ignored_negations += 1
         if token.type == "parenleft":
@@ -353,7 +358,7 @@ def _parse_level(tokens: list[Token], notes: _Notes, depth: int) -> Condition | 
     return nodes[0] if nodes else None
 
 
-def _parse_ident(token: Token, nodes: list[Condition], tokens: list[Token]) -> None:
+def _parse_ident(token: Token, nodes: list[Condition], tokens: list[Token], notes: _Notes) -> None:
     root = token.value.split(".")[0]
     kind = _ROOTS.get(root)
     if kind is not None or root in js.OBJECT_PROTOTYPE:  # Segment's lookup table is a JS object
@@ -363,12 +368,12 @@ def _parse_ident(token: Token, nodes: list[Condition], tokens: list[Token]) -> N
         value = _shift(tokens)
         if value is None:
             raise _ParseError("Value token is missing")
-        if kind is not None:
-            condition = _comparison(kind, token, operator, value)
-            if condition is not None:
-                nodes.append(condition)
+        if kind is None:
+            notes.dropped.append(f"{token.value} {operator.value} {value.value}")
+        else:
+            nodes.append(_comparison(kind, token, operator, value))
     if token.value in ("contains", "match"):
-        _function(token.value, nodes, tokens, negate=False)
+        _function(token.value, nodes, tokens, negate=False, notes=notes)
 
 
 def _parse_group(tokens: list[Token], notes: _Notes, depth: int) -> Condition:
@@ -396,6 +401,7 @@ class ParsedTrigger:
     tree: Condition
     mixed_levels: tuple[str, ...] = ()
     ignored_negations: int = 0
+    dropped: tuple[str, ...] = ()
 
 
 def parse(text: str) -> ParsedTrigger:
@@ -416,7 +422,7 @@ def parse(text: str) -> ParsedTrigger:
     if tree["type"] != "group":
         tree = {"type": "group", "operator": "and", "children": [tree]}
     _check_paths(text, tree)
-    return ParsedTrigger(text, tree, tuple(notes.mixed_levels), notes.ignored_negations)
+    return ParsedTrigger(text, tree, tuple(notes.mixed_levels), notes.ignored_negations, tuple(notes.dropped))
 
 
 def _check_paths(text: str, node: Condition) -> None:
@@ -615,4 +621,5 @@ def readings(parsed: ParsedTrigger) -> list[str]:
     notes = [f"Segment gives 'and' and 'or' no precedence: in {level} the last keyword joins all of it" for level in parsed.mixed_levels]
     if parsed.ignored_negations:
         notes.append("Segment ignores a '!' that is not before contains() or match()")
+    notes += [f"Segment's parser drops {part!r}: it tests nothing" for part in parsed.dropped]
     return notes

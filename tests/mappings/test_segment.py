@@ -410,3 +410,24 @@ def test_segments_quirks_are_kept() -> None:
     assert matches('match(event, "abc")', {"event": "xbc"})  # "ends with" the pattern minus its first character
     assert matches('!(event = "A")', {"event": "A"})  # a '!' before a group is ignored
     assert matches("properties.a.b = 0", {"properties": {"a": 0}})  # JavaScript's a && a.b
+
+
+def test_a_compiled_field_renders_what_segments_transform_gives() -> None:
+    """Fields are compiled once at load: on every published case, the compiled form agrees with transform."""
+    from worker.mappings.fields import MISSING
+    from worker.mappings.segment_directives import SegmentMappingError, compile_mapping
+
+    compared = 0
+    for case in json.loads((CASES / "mapping_kit.json").read_text())["tests"]:
+        if "expect_error" in case or not isinstance(case["event"], dict):
+            continue
+        try:
+            got = compile_mapping(case["segment_fields"]).render(case["event"])
+        except SegmentMappingError:
+            raise AssertionError(case["name"]) from None
+        if case.get("expect_nothing"):
+            assert got is MISSING, case["name"]
+        else:
+            assert same(got, case["expect"]), case["name"]
+        compared += 1
+    assert compared > 100

@@ -23,7 +23,7 @@ import yaml
 
 from worker.mappings.fields import MISSING, SourceError, parse_source
 from worker.mappings.mapping import Mapping, MappingError
-from worker.mappings.segment_directives import transform
+from worker.mappings.segment_directives import finish, transform
 from worker.mappings.segment_triggers import SegmentTrigger
 from worker.mappings.triggers import Trigger, TriggerSyntaxError
 from worker.mappings.tryout import body_of
@@ -119,9 +119,7 @@ def _evaluate(case: dict, mappings: list[Mapping]) -> Any:
 
 
 def _segment_fields(spec: Any, event: Any) -> Any:
-    from worker.mappings.segment_directives import to_json
-
-    return to_json(transform(spec, event))
+    return finish(transform(spec, event))
 
 
 def _mapping_case(case: dict, mappings: list[Mapping], event: Any) -> Any:

@@ -546,30 +546,63 @@ _DIRECTIVES: dict[str, Callable[[Any, Any], Any]] = {
 # ------------------------------------------------------------------- in our mappings
 
 
+Resolver = Callable[[Any], Any]
+
+
+def compile_resolver(mapping: Any) -> Resolver:
+    """``resolve`` specialised for one mapping value: paths split and directives looked up once, at load.
+
+    Gives what :func:`resolve` gives; only ``@path`` of a fixed path and objects/arrays
+    of such are specialised, every other directive runs as :func:`resolve` runs it.
+    """
+    if not isinstance(mapping, (dict, list)):
+        return lambda payload: mapping
+    if _is_directive(mapping):
+        name = next(key for key in mapping if key.startswith("@"))
+        argument = mapping[name]
+        if name == "@path" and isinstance(argument, str):
+            path = argument.replace("$.", "", 1)
+            if path in ("", "."):
+                return lambda payload: payload
+            keys = list(_keys(path))
+            return lambda payload: js.lookup(payload, keys)
+        directive = _DIRECTIVES.get(name)
+        if directive is None:
+            return lambda payload: resolve(mapping, payload)  # raises as Segment does, on use
+        return lambda payload: directive(argument, payload)
+    if isinstance(mapping, list):
+        items = [compile_resolver(item) for item in mapping]
+        return lambda payload: [item(payload) for item in items]
+    pairs = [(key, compile_resolver(value)) for key, value in mapping.items()]
+    return lambda payload: {key: value(payload) for key, value in pairs}
+
+
 @dataclass(frozen=True)
 class SegmentValue(Source):
-    """One field written in Segment's format, checked at load, resolved per event."""
+    """One field written in Segment's format, checked and compiled at load, resolved per event."""
 
     mapping: Any
+    resolver: Resolver
 
     def render(self, event: dict) -> Any:
         """The value Segment would give this field (MISSING: the field is left out)."""
-        return to_json(remove_undefined(resolve(self.mapping, event)))
+        return finish(self.resolver(event))
 
     def pick(self, event: dict) -> Any:
+        # finish() builds new objects and arrays: an action can't alter the event through them.
         return self.render(event)
 
 
-def to_json(value: Any) -> Any:
-    """A resolved value as JSON data: undefined inside an array is null (as JSON.stringify writes it)."""
+def finish(value: Any) -> Any:
+    """A resolved value as JSON data: undefined keys dropped, undefined in an array null (as JSON.stringify)."""
     if isinstance(value, list):
-        return [None if item is MISSING or item is js.FUNCTION else to_json(item) for item in value]
+        return [None if item is MISSING or item is js.FUNCTION else finish(item) for item in value]
     if isinstance(value, dict):
-        return {key: to_json(item) for key, item in value.items() if item is not js.FUNCTION}
+        return {key: finish(item) for key, item in value.items() if item is not MISSING and item is not js.FUNCTION}
     return MISSING if value is js.FUNCTION else value
 
 
 def compile_mapping(mapping: Any, field: str = "") -> SegmentValue:
     """Check ``mapping`` (a field's value in Segment's format) as Segment does; raise naming ``field``."""
     validate(mapping, [field] if field else [])
-    return SegmentValue(mapping)
+    return SegmentValue(mapping, compile_resolver(mapping))

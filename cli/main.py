@@ -22,6 +22,7 @@ COMMANDS = {
     "demo": "cli.demo:demo",
     "fake-intercom": "cli.fake_intercom:fake_intercom",
     "flower": "cli.flower:flower",
+    "mappings": "cli.mappings:mappings",
     "replay": "cli.replay:replay",
     "serve": "cli.serve:serve",
     "status": "cli.status:status",

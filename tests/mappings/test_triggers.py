@@ -140,7 +140,7 @@ def test_the_trigger_keeps_its_text():
         ('foo = "x"', 0, "unknown field 'foo'"),
         ('type.name = "x"', 0, "no sub-fields"),
         ('type == "x"', 6, "expected a value after '='"),
-        ('type "x"', 5, "expected =, !=, exists or contains"),
+        ('type "x"', 5, "expected =, !=, <, <=, >, >=, exists, is, contains, starts_with or ends_with"),
         ('(type = "track"', 15, "expected ')'"),
         ('type = "track")', 14, "expected 'and', 'or' or the end"),
         ('type = "track" and', 18, "expected a field"),

@@ -9,6 +9,12 @@
 Modules: ``triggers`` (the trigger language), ``fields`` (field sources: paths,
 templates, literals, objects, fallbacks), ``mapping`` (``Mapping`` and its checks),
 ``defaults`` (the built-in mappings), ``loader`` (the mappings file).
+
+Segment's languages, read as Segment reads them: ``segment_triggers`` (its subscription
+language, and its translation into ours), ``segment_directives`` (its mapping directives),
+``js`` (the JavaScript value rules both rely on).  Tools over them: ``segment_import``
+(Segment's subscriptions as our mappings file), ``tryout`` (what mappings would send for an
+event), ``cases`` (a user's test cases for ``intercom-relay mappings test``).
 """
 
 from worker.mappings.defaults import DEFAULT_MAPPINGS

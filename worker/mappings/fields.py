@@ -19,6 +19,13 @@ source                                      value
 ``{"@first": [src, src, ...]}``             the first source that finds something
 ``{"@if": {exists: src, then: src,          ``then`` when ``exists`` finds something,
            else: src}}``                    else ``else`` (Segment's mapping-kit)
+``{"@segment": value}``                     ``value`` in Segment's format, with all of its
+                                            directives and Segment's rules
+                                            (worker/mappings/segment_directives.py)
+``{"@case": ...}``, ``{"@replace": ...}``,  Segment's other directives (and ``@if`` with
+``@arrayPath``, ``@json``, ``@flatten``,    ``blank``): read as if under ``@segment``
+``@merge``, ``@transform``,
+``@excludeWhenNull``
 ==========================================  ==========================================
 
 "Finds nothing" is the rule that keeps absent data absent: a path that leads
@@ -238,7 +245,9 @@ def _render(value: Any) -> str:
 # -------------------------------------------------------------------------- parsing
 
 _PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}")
-_DIRECTIVES = ("@path", "@template", "@literal", "@first", "@if")
+#: Segment's directives that have no counterpart of ours: read in Segment's format, with its rules.
+SEGMENT_ONLY_DIRECTIVES = ("@case", "@replace", "@arrayPath", "@json", "@flatten", "@merge", "@transform", "@excludeWhenNull")
+_DIRECTIVES = ("@path", "@template", "@literal", "@first", "@if", "@segment", *SEGMENT_ONLY_DIRECTIVES)
 
 
 def parse_source(spec: Any, field: str) -> Source:
@@ -312,6 +321,8 @@ def _parse_directive(spec: dict, field: str) -> Source:
     if len(spec) != 1:
         raise SourceError(field, f"a directive stands alone; got keys {sorted(map(str, spec))}")
     ((name, argument),) = spec.items()
+    if name in SEGMENT_ONLY_DIRECTIVES or (name == "@if" and isinstance(argument, dict) and "blank" in argument):
+        return _parse_segment(spec, field)  # none of ours is spelled so: Segment's, with Segment's rules
     if name == "@literal":
         return Literal(argument)
     if name == "@path":
@@ -328,6 +339,8 @@ def _parse_directive(spec: dict, field: str) -> Source:
         return First(tuple(parse_source(item, field) for item in argument))
     if name == "@if":
         return _parse_if(argument, field)
+    if name == "@segment":
+        return _parse_segment(argument, field)
     raise SourceError(field, f"unknown directive {name!r}; expected one of {', '.join(_DIRECTIVES)}")
 
 
@@ -343,3 +356,13 @@ def _parse_if(argument: Any, field: str) -> IfExists:
         then=parse_source(argument.get("then"), field),
         otherwise=parse_source(argument.get("else"), field),
     )
+
+
+def _parse_segment(argument: Any, field: str) -> Source:
+    """A value in Segment's mapping format, checked now as Segment's validate would."""
+    from worker.mappings.segment_directives import compile_mapping  # it builds on this module
+
+    try:
+        return compile_mapping(argument, field)
+    except ValueError as error:
+        raise SourceError(field, f"in Segment's format, {getattr(error, 'reason', error)}") from None

@@ -12,9 +12,11 @@ Grammar (keywords are case-insensitive; usual precedence: not > and > or)::
     and_expr   := not_expr ("and" not_expr)*
     not_expr   := "not" not_expr | "(" expr ")" | comparison
     comparison := field "exists"
-                | field ("=" | "!=" | "contains") literal
-    field      := type | event | userId | anonymousId | groupId
-                | (properties | traits | context) ("." name | "[" digits "]")*
+                | field "is" ("string" | "number" | "boolean")
+                | field ("=" | "!=" | "contains" | "starts_with" | "ends_with") literal
+                | field ("<" | "<=" | ">" | ">=") number
+    field      := type | event | name | userId | anonymousId | groupId
+                | (properties | traits | context) ("." name | "[" digits "]" | '["' key '"]')*
     literal    := "string with \\" escapes" | number | true | false | null
 
 Semantics, chosen so that absent data never matches by accident:
@@ -25,6 +27,10 @@ Semantics, chosen so that absent data never matches by accident:
 - ``!=``: exactly ``not (field = value)``, so an absent field is ``!= "x"``.
 - ``contains``: a substring of a string field, or an element of a list field;
   false for anything else.
+- ``starts_with``/``ends_with``: a string field that starts/ends with the text.
+- ``<`` ``<=`` ``>`` ``>=``: a number field (never a boolean) compared with a number.
+- ``is string|number|boolean``: the field holds a value of that type (a boolean is
+  not a number).
 
 A trigger is parsed once, at load, into a small tree; a syntax error says where
 (:class:`TriggerSyntaxError` ``.position``, 0-based).  Evaluation walks the tree:
@@ -41,10 +47,13 @@ from typing import Any, Iterator
 from worker.mappings.fields import MISSING, Path, parse_path
 
 #: Top-level event fields a trigger may test; the three objects take sub-paths.
-SCALAR_ROOTS = frozenset({"type", "event", "userId", "anonymousId", "groupId"})
+SCALAR_ROOTS = frozenset({"type", "event", "name", "userId", "anonymousId", "groupId"})
 OBJECT_ROOTS = frozenset({"properties", "traits", "context"})
 
-_KEYWORDS = frozenset({"and", "or", "not", "exists", "contains", "true", "false", "null"})
+_KEYWORDS = frozenset({"and", "or", "not", "exists", "contains", "starts_with", "ends_with", "is", "true", "false", "null"})
+_TEXT_OPERATORS = frozenset({"contains", "starts_with", "ends_with"})
+_ORDER_OPERATORS = frozenset({"<", "<=", ">", ">="})
+_TYPES = frozenset({"string", "number", "boolean"})
 
 
 class TriggerSyntaxError(ValueError):
@@ -73,8 +82,8 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<string>"(?:[^"\\]|\\.)*")
   | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
-  | (?P<name>[A-Za-z_$][\w$-]*(?:\.[\w$-]+|\[\d+\])*)
-  | (?P<op>!=|=)
+  | (?P<name>[A-Za-z_$][\w$-]*(?:\.[\w$-]+|\[\d+\]|\["[^"]*"\])*)
+  | (?P<op>!=|<=|>=|=|<|>)
   | (?P<paren>[()])
 """,
     re.VERBOSE,
@@ -139,15 +148,35 @@ class Exists(Node):
 
 
 @dataclass(frozen=True)
+class IsType(Node):
+    path: Path
+    kind: str  # "string", "number", "boolean"
+
+    def evaluate(self, event: dict) -> bool:
+        found = self.path.find(event)
+        if self.kind == "boolean":
+            return isinstance(found, bool)
+        if self.kind == "number":
+            return isinstance(found, (int, float)) and not isinstance(found, bool)
+        return isinstance(found, str)
+
+
+@dataclass(frozen=True)
 class Compare(Node):
     path: Path
-    op: str  # "=", "!=", "contains"
+    op: str  # "=", "!=", "contains", "starts_with", "ends_with", "<", "<=", ">", ">="
     value: Any
 
     def evaluate(self, event: dict) -> bool:
         found = self.path.find(event)
         if self.op == "contains":
             return _contains(found, self.value)
+        if self.op == "starts_with":
+            return isinstance(found, str) and found.startswith(self.value)
+        if self.op == "ends_with":
+            return isinstance(found, str) and found.endswith(self.value)
+        if self.op in _ORDER_OPERATORS:
+            return _ordered(found, self.op, self.value)
         equal = found is MISSING if self.value is None else _equal(found, self.value)
         return equal if self.op == "=" else not equal
 
@@ -185,6 +214,13 @@ def _equal(found: Any, literal: Any) -> bool:
     if isinstance(literal, (int, float)):
         return isinstance(found, (int, float)) and found == literal
     return isinstance(found, str) and found == literal
+
+
+def _ordered(found: Any, op: str, number: float) -> bool:
+    """A number field against a number; anything else (a boolean too) is false."""
+    if isinstance(found, bool) or not isinstance(found, (int, float)):
+        return False
+    return {"<": found < number, "<=": found <= number, ">": found > number, ">=": found >= number}[op]
 
 
 def _contains(found: Any, literal: Any) -> bool:
@@ -266,9 +302,26 @@ class _Parser:
         operator = self.advance()
         if operator.kind == "keyword" and operator.text == "exists":
             return Exists(path)
+        if operator.kind == "keyword" and operator.text == "is":
+            kind = self.advance()
+            if kind.kind != "name" or kind.text not in _TYPES:
+                raise self.error(kind, f"expected string, number or boolean after 'is', found {self.describe(kind)}")
+            return IsType(path, kind.text)
+        if operator.kind == "op" and operator.text in _ORDER_OPERATORS:
+            number = self.literal(operator)
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise self.error(operator, f"{operator.text!r} compares with a number, not {number!r}")
+            return Compare(path, operator.text, number)
+        if operator.kind == "keyword" and operator.text in _TEXT_OPERATORS and operator.text != "contains":
+            text = self.literal(operator)
+            if not isinstance(text, str):
+                raise self.error(operator, f"{operator.text!r} takes a string, not {text!r}")
+            return Compare(path, operator.text, text)
         if operator.kind == "op" or (operator.kind == "keyword" and operator.text == "contains"):
             return Compare(path, operator.text, self.literal(operator))
-        raise self.error(operator, f"expected =, !=, exists or contains, found {self.describe(operator)}")
+        raise self.error(
+            operator, f"expected =, !=, <, <=, >, >=, exists, is, contains, starts_with or ends_with, found {self.describe(operator)}"
+        )
 
     def field(self) -> Path:
         token = self.advance()

@@ -41,19 +41,19 @@ from worker.actions import ACTIONS, ActionContext, action_of
 from worker.actions.common import load_fields
 from worker.intercom.errors import IntercomError, InvalidPayload
 from worker.mappings import Mapping, MappingError
-from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
+from worker.policy import Step, decide
 from worker.runtime import Runtime
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
 from worker.store.outcomes import exchange_of
+from worker.timers import CHAIN_SECONDS, MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger("worker.delivery")
 
-#: How many of its lane's next heads a task may run itself, and for how long.
+#: How many of its lane's next heads a task may run itself (for how long: CHAIN_SECONDS).
 CHAIN_MAX = 20
-CHAIN_SECONDS = 5.0
 
 #: How many identifies waiting behind an identify may go out in its call.
 COALESCE_MAX = 20

@@ -72,7 +72,8 @@ class Settings:
     log_format: str = "text"
     # LEASE_SECONDS: seconds without a sign of life before a running delivery is taken for
     # lost and sent again. A worker renews its deliveries' leases every few seconds, however long
-    # a call takes (worker/liveness.py); a worker that dies is noticed sooner, after 10 s of silence.
+    # a call takes (worker/liveness.py); a worker that dies is noticed sooner, after 10 s of silence
+    # (worker/timers.py: the timers that depend on each other, and how).
     lease_seconds: float = 15.0
     # DISPATCH_SECONDS: a sent task normally starts within seconds; one not started after this
     # long is taken for lost and its lane's head is sent again. A task is lost when its worker

@@ -24,8 +24,6 @@ from typing import Any
 from worker.actions.common import ActionContext
 from worker.intercom.errors import IntercomError, PermanentError
 
-POLICIES = ("hold", "create", "fail")
-
 
 def screen(ctx: ActionContext, model: str, body: dict) -> tuple[dict, dict[str, Any]]:
     """The body with only the attributes Intercom will take, and the attributes held back."""

@@ -24,9 +24,6 @@ from worker.timestamps import InvalidTimestamp, to_unix_seconds
 
 T = TypeVar("T")
 
-#: A lookup needs the best match, not a page: the user if there is one.
-SEARCH_PAGE = 10
-
 #: A search that must see every match (all the leads with an email) reads pages this big,
 #: Intercom's default, and at most this many of them: a workspace with more contacts
 #: sharing one email than that has a problem no sync should paper over.

@@ -93,7 +93,7 @@ class Settings:
     # its email (made before the relay, or by the Messenger), not only those in the relay's cache.
     merge_leads_by_email: bool = True
     # STRICT_FIELDS: a mapped value that can't be converted (an unparseable signed_up_at) fails the
-    # whole event, as before; when false only that field is dropped, logged and counted.
+    # whole event; when false only that field is dropped, logged and counted.
     strict_fields: bool = False
     # UNKNOWN_ATTRIBUTES: hold | create | fail: what a custom attribute the workspace does not define
     # (or a value it can't take) does to a write (worker/actions/attributes.py).

@@ -59,6 +59,7 @@ from worker.celery_app import create_app  # noqa: E402
 from worker.cpu import allowed_cpus  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.counters import Counters  # noqa: E402
+from worker.worker_command import beat_command, worker_command  # noqa: E402
 
 TOKEN = "bench-token"
 RESULTS = ROOT / "bench" / "results"
@@ -179,24 +180,7 @@ def main() -> int:
             worker_cpu = str(cpus[n % len(cpus)]) if args.worker_cpu == "spread" else args.worker_cpu
             processes.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "-A",
-                        "worker",
-                        "worker",
-                        "--pool",
-                        "threads",
-                        "-c",
-                        str(args.concurrency),
-                        "-n",
-                        f"bench{n}@%h",
-                        "--without-mingle",
-                        "--without-gossip",
-                        "--loglevel",
-                        "INFO",
-                    ],
+                    worker_command(f"bench{n}", args.concurrency, events=False),
                     env={**env, "WORKER_CPU": worker_cpu},
                     cwd=ROOT,
                     stdout=log,
@@ -206,7 +190,7 @@ def main() -> int:
         workers = list(processes)
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"), "--loglevel", "WARNING"],
+                beat_command(logs / "beat-schedule"),
                 env=env,
                 cwd=ROOT,
                 stdout=open(logs / "beat.log", "ab"),

@@ -57,6 +57,7 @@ from producers.events import validate_event  # noqa: E402
 from worker.broker import publisher_app  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.store.counters import Counters  # noqa: E402
+from worker.worker_command import beat_command, worker_command  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 START = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
@@ -181,15 +182,9 @@ def state_problems(state: dict, want: Expected) -> list[str]:
 def start_stack(env: dict[str, str], logs: Path, concurrency: int) -> list[subprocess.Popen]:
     """One worker (its CPU left to the scheduler) and beat."""
     common: dict[str, Any] = {"env": env, "cwd": ROOT, "stderr": subprocess.STDOUT}
-    worker = ["-m", "celery", "-A", "worker", "worker", "--pool", "threads", "-c", str(concurrency), "-n", "pageviews@%h"]
-    beat = ["-m", "celery", "-A", "worker", "beat", "-s", str(logs / "beat-schedule"), "--loglevel", "WARNING"]
     return [
-        subprocess.Popen(
-            [sys.executable, *worker, "--without-mingle", "--without-gossip", "--loglevel", "INFO"],
-            stdout=open(logs / "worker.log", "ab"),
-            **common,
-        ),  # fmt: skip
-        subprocess.Popen([sys.executable, *beat], stdout=open(logs / "beat.log", "ab"), **common),
+        subprocess.Popen(worker_command("pageviews", concurrency, events=False), stdout=open(logs / "worker.log", "ab"), **common),
+        subprocess.Popen(beat_command(logs / "beat-schedule"), stdout=open(logs / "beat.log", "ab"), **common),
     ]
 
 

@@ -42,6 +42,7 @@ import httpx
 
 from demo.embedded_redis import EmbeddedRedis, free_port
 from producers.sample import SampleStream
+from worker.worker_command import worker_command
 
 #: The fake's rate limit for the demo: low, so a burst of a few hundred calls
 #: must wait for the next window instead of being answered 429 and lost.
@@ -146,32 +147,6 @@ def stop_process(process: subprocess.Popen, timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
-
-
-def worker_args(schedule: Path) -> list[str]:
-    """A worker with beat inside (-B): one process for the demo; production runs beat apart."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "worker",
-        "worker",
-        "-B",
-        "-s",
-        str(schedule),
-        "--pool",
-        "threads",
-        "-c",
-        "16",
-        "-n",
-        "demo@%h",
-        "--without-mingle",
-        "--without-gossip",
-        "-E",
-        "--loglevel",
-        "INFO",
-    ]
 
 
 def web_args(port: int) -> list[str]:
@@ -445,7 +420,8 @@ def _start_local(stack: Stack, env: dict[str, str], real: bool) -> tuple[str, st
     env["WRITE_KEYS"] = write_key
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    stack.child("worker", worker_args(stack.logs / "beat-schedule"), env)
+    # Beat inside the worker (-B): one process for the demo; production runs beat apart.
+    stack.child("worker", worker_command("demo", 16, beat_schedule=stack.logs / "beat-schedule"), env)
     port = free_port()
     web = stack.child("web", web_args(port), env)
     url = f"http://127.0.0.1:{port}"

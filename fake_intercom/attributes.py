@@ -6,7 +6,7 @@ and custom attributes of a model (not paged); ``POST /data_attributes`` creates 
 name, a bad name or a bad ``data_type``.
 
 Attribute names given in the config (``contact_attributes``, ``company_attributes``) are
-*untyped*: they predate this module, and accept any scalar as before.  Attributes made through
+*untyped*: they accept any scalar.  Attributes made through
 ``POST /data_attributes`` (or seeded typed) are checked: a value of the wrong type, or a list
 or object, is refused with 400 ``parameter_invalid`` naming ``custom_attributes.<name>``
 (the code is Intercom's pattern for bad parameters; the message is undocumented, #23).

@@ -14,9 +14,6 @@ from .config import FakeConfig
 from .state import WorkspaceState
 from .traffic import FaultInjector, RateLimiter, RequestLog, Stats, parse_fault_queue
 
-#: Keys POST /_fake/config accepts beyond FakeConfig's fields.
-CONFIG_ACTIONS = ("add_contact_attributes", "add_company_attributes", "outage_in", "queue_faults")
-
 
 class FakeIntercom:
     """The fake's whole in-memory world, shared by the ASGI app and the control endpoints."""

@@ -21,6 +21,7 @@ from typing import Any
 from producers.client import BufferFull, Producer, build_enqueuer
 from producers.enqueue import BackPressure, Enqueuer
 from producers.events import EVENT_TYPES, MAX_EVENT_BYTES, InvalidEvent, validate_event
+from worker.settings import Settings
 
 __all__ = [
     "BackPressure",
@@ -47,7 +48,7 @@ _default: Producer | None = None
 _lock = threading.Lock()
 
 
-def configure(producer: Producer | None = None, *, settings: Any = None, sync: bool = True, **options: Any) -> Producer:
+def configure(producer: Producer | None = None, *, settings: Settings | None = None, sync: bool = True, **options: Any) -> Producer:
     """Set the Producer behind the module functions and return it.
 
     Pass a ready ``producer``, or let one be built from ``settings`` (default:
@@ -57,8 +58,6 @@ def configure(producer: Producer | None = None, *, settings: Any = None, sync: b
     global _default
     if producer is None:
         if settings is None:
-            from worker.settings import Settings  # noqa: PLC0415 - read the environment only when asked
-
             settings = Settings.from_env()
         producer = Producer(build_enqueuer(settings), sync=sync, **options)
     with _lock:

@@ -18,7 +18,6 @@ import binascii
 import hmac
 import json
 import uuid
-from typing import Any
 
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
@@ -28,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from producers.enqueue import BackPressure, Enqueuer, NotReplicated
+from worker.settings import Settings
 from worker.store.deletions import Deletions, deletion_event
 from worker.store.lanes import person_of
 
@@ -36,7 +36,7 @@ ID_FIELDS = {"userId": "user_id", "email": "email", "anonymousId": "anonymous_id
 MAX_BODY_BYTES = 4096
 
 
-def deletion_routes(settings: Any, enqueuer: Enqueuer) -> list[Route]:
+def deletion_routes(settings: Settings, enqueuer: Enqueuer) -> list[Route]:
     """The two routes, for ``create_app``'s list."""
     admins = [(user.encode(), password.encode()) for user, password in settings.admin_keys]
     deletions = Deletions(enqueuer.redis)
@@ -86,7 +86,7 @@ def deletion_routes(settings: Any, enqueuer: Enqueuer) -> list[Route]:
     ]
 
 
-def _accept(deletions: Deletions, enqueuer: Enqueuer, settings: Any, deletion_id: str, event: dict) -> None:
+def _accept(deletions: Deletions, enqueuer: Enqueuer, settings: Settings, deletion_id: str, event: dict) -> None:
     """Record the request, then queue its event: a GET right after the 202 finds it pending."""
     deletions.request(deletion_id, audit_days=getattr(settings, "deletion_audit_days", 365))
     ids = event["properties"]

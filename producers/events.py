@@ -56,9 +56,6 @@ WHOLE_EVENT = "(event)"
 #: Each type's required field besides the person (Segment's spec).
 _REQUIRED_BY_TYPE = {"track": "event", "group": "groupId", "alias": "previousId"}
 
-#: Timestamp fields the client may send; normalised to UTC ``Z`` strings.
-_TIME_FIELDS = ("timestamp", "originalTimestamp", "sentAt")
-
 
 class InvalidEvent(ValueError):
     """An event breaks the Segment spec; ``field`` names what is wrong.

@@ -45,7 +45,7 @@ from producers.cors import Cors
 from producers.deletions import deletion_routes
 from producers.enqueue import BackPressure, Enqueuer, NotReplicated
 from producers.events import BATCH_SHARED, EVENT_TYPES, MAX_DEPTH, InvalidEvent, validate_event
-from worker.settings import check_write_keys
+from worker.settings import Settings, check_write_keys
 from worker.store.counters import GAUGES, Counters
 
 log = logging.getLogger(__name__)
@@ -498,7 +498,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(settings: Any, enqueuer: Enqueuer, *, allow_no_auth: bool = False) -> Starlette:
+def create_app(settings: Settings, enqueuer: Enqueuer, *, allow_no_auth: bool = False) -> Starlette:
     """The ingestion app.  Refuses (NoWriteKeys) to run without write keys unless ``allow_no_auth``,
     and (SettingsError) with a write key that is short or a placeholder."""
     check_write_keys(settings.write_keys)
@@ -552,7 +552,7 @@ def app_from_env() -> Starlette:
 
 
 def serve(
-    settings: Any,
+    settings: Settings,
     host: str = "127.0.0.1",
     port: int = 8080,
     *,

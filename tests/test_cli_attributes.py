@@ -1,4 +1,4 @@
-"""``intercom-relay attributes list / create / replay`` against the fake Intercom (issue 11)."""
+"""``intercom-relay attributes list / create / replay`` against the fake Intercom."""
 
 from __future__ import annotations
 

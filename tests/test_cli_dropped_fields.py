@@ -1,4 +1,4 @@
-"""``intercom-relay status`` shows the fields dropped from events, keyed action.field (issue 11)."""
+"""``intercom-relay status`` shows the fields dropped from events, keyed action.field."""
 
 from __future__ import annotations
 

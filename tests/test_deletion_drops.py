@@ -1,4 +1,4 @@
-"""A deletion drops, unsent, the person's deliveries accepted before it (issue 11): counted as deleted.
+"""A deletion drops, unsent, the person's deliveries accepted before it: counted as deleted.
 
 And one that fails (its delivery became a dead letter) says so, and why.
 """

@@ -6,7 +6,6 @@ import random
 
 import pytest
 
-from worker.broker import VISIBILITY_TIMEOUT_SECONDS
 from worker.intercom.errors import (
     AwaitingSearch,
     Conflict,
@@ -24,17 +23,15 @@ from worker.mappings import MappingError
 from worker.policy import (
     BASE_SECONDS,
     CAP_SECONDS,
-    MAX_COUNTDOWN_SECONDS,
     RATE_LIMIT_JITTER_SECONDS,
     RetryPolicy,
     Step,
     backoff,
-    check_visibility_timeout,
     decide,
     out_of_window,
     rate_limit_wait,
 )
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings
 
 
 @pytest.mark.parametrize("attempt", [1, 2, 3, 5, 8, 9, 12, 40, 1000])
@@ -129,17 +126,3 @@ def test_the_retry_policy_takes_its_window_and_probe_interval_from_settings():
     assert (policy.window, policy.probe_interval) == (60, 5)
     assert not policy.gives_up(NOW, NOW + 59) and policy.gives_up(NOW, NOW + 60)
     assert 0 <= policy.backoff(3) <= 8
-
-
-def test_a_worker_refuses_settings_under_which_a_task_could_outlive_the_visibility_timeout():
-    check_visibility_timeout(600, Settings(), chain_seconds=5)  # the defaults fit
-    with pytest.raises(SettingsError, match="INTERCOM_TIMEOUT_SECONDS"):
-        check_visibility_timeout(600, Settings(http_timeout=120), chain_seconds=5)
-    assert MAX_COUNTDOWN_SECONDS < VISIBILITY_TIMEOUT_SECONDS
-
-
-def test_create_app_checks_the_visibility_timeout():
-    from worker.celery_app import create_app
-
-    with pytest.raises(SettingsError):
-        create_app(Settings(http_timeout=300))

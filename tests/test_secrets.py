@@ -1,4 +1,4 @@
-"""Placeholder and short secrets are refused where they would guard something (issue 12).
+"""Placeholder and short secrets are refused where they would guard something.
 
 The door refuses a weak write key when it builds its app (a worker, which never
 takes one, is not stopped by it); ADMIN_KEYS is refused when read; Flower's

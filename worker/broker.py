@@ -41,14 +41,9 @@ from redis.sentinel import Sentinel
 from worker.settings import Settings
 from worker.store.connect import MasterConnection, celery_broker_url, is_sentinel, parse_sentinel
 from worker.task_names import INGEST_TASK, SWEEP_TASK
+from worker.timers import VISIBILITY_TIMEOUT_SECONDS
 
 __all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutCollector", "broker_config", "publisher_app"]
-
-#: A message taken by a worker that died comes back after this long.  It must
-#: outlive the longest countdown and the longest task (worker/policy.py checks
-#: it when a worker starts); ten minutes instead of Celery's hour bounds how
-#: long a SIGKILLed worker's unacknowledged ingest messages hold their lanes.
-VISIBILITY_TIMEOUT_SECONDS = 600
 
 
 class Channel(kombu_redis.Channel):

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 from celery import Celery
 
-from worker.broker import SWEEP_TASK, VISIBILITY_TIMEOUT_SECONDS, broker_config
-from worker.delivery import CHAIN_SECONDS
+from worker.broker import SWEEP_TASK, broker_config
 from worker.liveness import install as install_liveness
-from worker.policy import check_visibility_timeout
 from worker.settings import Settings
 from worker.tasks import register_tasks
+from worker.timers import check_timers
 
 #: Threads per worker process: enough calls in flight to fill Intercom's budget
 #: (166 calls/s at ~150 ms each needs ~25) with room for slower answers.
@@ -38,7 +37,7 @@ SWEEP_INTERVAL_SECONDS = 1.0
 
 def create_app(settings: Settings) -> Celery:
     app = Celery("intercom_relay", set_as_current=False)
-    check_visibility_timeout(VISIBILITY_TIMEOUT_SECONDS, settings, chain_seconds=CHAIN_SECONDS)
+    check_timers(settings)  # refuses timers that would let a task run twice or a living worker be taken for dead
     app.conf.update(
         **broker_config(settings),
         task_acks_late=True,

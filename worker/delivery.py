@@ -41,19 +41,19 @@ from worker.actions import ACTIONS, ActionContext, action_of
 from worker.actions.common import load_fields
 from worker.intercom.errors import IntercomError, InvalidPayload
 from worker.mappings import Mapping, MappingError
-from worker.policy import MAX_COUNTDOWN_SECONDS, Step, decide
+from worker.policy import Step, decide
 from worker.runtime import Runtime
 from worker.store.budget import Slot
 from worker.store.deadletters import letter
 from worker.store.lanes import Claim, now_ms
 from worker.store.lease import Lease
 from worker.store.outcomes import exchange_of
+from worker.timers import CHAIN_SECONDS, MAX_COUNTDOWN_SECONDS
 
 log = logging.getLogger("worker.delivery")
 
-#: How many of its lane's next heads a task may run itself, and for how long.
+#: How many of its lane's next heads a task may run itself (for how long: CHAIN_SECONDS).
 CHAIN_MAX = 20
-CHAIN_SECONDS = 5.0
 
 #: How many identifies waiting behind an identify may go out in its call.
 COALESCE_MAX = 20
@@ -239,7 +239,7 @@ class DeliveryRun:
         if absorbed:
             self.rt.lanes.absorb(self.person, absorbed)
             log.info("delivered %s %s: %d later identifies coalesced into its call", self.action.name, self.person, len(absorbed))
-        self._close_delivered()
+        self._close_and_hand_on("delivered")
         if self.action.identifies:
             self._release_anonymous_lane(ctx.anonymous_id)
         coalesced = {"coalesced": absorbed} if absorbed else {}
@@ -302,11 +302,14 @@ class DeliveryRun:
     def _drop(self, deletion: str) -> dict:
         """Close the head unsent, counted as deleted (a privacy request came after it)."""
         self.rt.deletions.dropped(deletion)
-        self._close_delivered("deleted")
+        self._close_and_hand_on("deleted")
         return {"deleted": self.delivery, "deletion": deletion}
 
-    def _close_delivered(self, outcome: str = "delivered") -> None:
-        """Finish the head; when this task may run the next one, claim it in the same round trip."""
+    def _close_and_hand_on(self, outcome: str) -> None:
+        """Finish the head as ``outcome`` (delivered, or deleted: dropped unsent) and hand the lane on.
+
+        When this task may run the next head, it claims it in the same round trip; else it sends it a task.
+        """
         if not self.chain.has_room():
             self._send_next(self.rt.lanes.finish(self.person, self.delivery, outcome))
             return

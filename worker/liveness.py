@@ -49,19 +49,13 @@ from kombu.transport.virtual import QoS as VirtualQoS
 from kombu.utils.imports import symbol_by_name
 from kombu.utils.json import dumps
 
-from worker.policy import longest_task_seconds
 from worker.settings import Settings
 from worker.store import keys
 from worker.store.lanes import now_ms
 from worker.store.lease import Lease, Leases, new_token
+from worker.timers import SILENCE_SECONDS, TICK_SECONDS, longest_task_seconds
 
 log = logging.getLogger("worker.liveness")
-
-#: How often a worker process beats and renews its leases (at most; shorter with a short lease).
-TICK_SECONDS = 3.0
-
-#: A worker not heard from for this long is taken for dead: three ticks missed.
-SILENCE_SECONDS = 10.0
 
 
 def _new_worker_id() -> str:

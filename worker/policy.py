@@ -27,8 +27,8 @@ person's later events never overtake it.  A wait of up to MAX_COUNTDOWN_SECONDS
 goes back to Celery as a countdown (Flower shows the retry); a longer one
 sleeps in Redis and the sweep wakes it, because Celery on Redis hands a
 message whose countdown outlives the broker's visibility timeout to a second
-worker: ``check_visibility_timeout`` refuses to start a worker whose
-settings would allow that.
+worker: worker/timers.py holds these timers and refuses to start a worker
+whose settings would allow that.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from worker.intercom.errors import (
     Unauthorized,
 )
 from worker.mappings import MappingError
-from worker.settings import Settings, SettingsError
+from worker.settings import Settings
 
 #: The first retry comes within about a second.
 BASE_SECONDS = 1.0
@@ -57,13 +57,6 @@ CAP_SECONDS = 300.0
 #: A rate-limit wait lands at a random point of the next second, so that the
 #: lanes held back by one reset do not all call at the same instant.
 RATE_LIMIT_JITTER_SECONDS = 1.0
-
-#: Waits up to this long go back to Celery as a countdown; longer ones sleep in Redis.
-MAX_COUNTDOWN_SECONDS = 60.0
-
-#: How many calls of one delivery a task may make, at most, for the visibility
-#: timeout check: an identify that creates, updates and merges two leads.
-CALLS_PER_DELIVERY = 5
 
 
 class Step(enum.Enum):
@@ -141,33 +134,11 @@ def out_of_window(first_failure: float, now: float, window: float) -> bool:
     return now - first_failure >= window
 
 
-def longest_task_seconds(settings: Settings, chain_seconds: float) -> float:
-    """How long one task can take at most: its chain, then one more delivery's calls."""
-    return chain_seconds + CALLS_PER_DELIVERY * settings.http_timeout
-
-
-def check_visibility_timeout(visibility_timeout: float, settings: Settings, *, chain_seconds: float) -> None:
-    """Refuse settings under which the broker could hand a task to a second worker.
-
-    Celery on Redis gives an unacknowledged message (a running task, or one
-    held for its countdown) to another worker after the visibility timeout.
-    It must outlive the longest countdown and the longest task.
-    """
-    needed = MAX_COUNTDOWN_SECONDS + longest_task_seconds(settings, chain_seconds)
-    if visibility_timeout <= needed:
-        raise SettingsError(
-            f"INTERCOM_TIMEOUT_SECONDS={settings.http_timeout:g} is too long: a task could outlive the "
-            f"broker's visibility timeout of {visibility_timeout:g} s and run twice (it needs "
-            f"{MAX_COUNTDOWN_SECONDS:g} s countdown + {CALLS_PER_DELIVERY} calls x the timeout + {chain_seconds:g} s)"
-        )
-
-
 __all__ = [
     "Decision",
     "RetryPolicy",
     "Step",
     "backoff",
-    "check_visibility_timeout",
     "decide",
     "out_of_window",
     "rate_limit_wait",

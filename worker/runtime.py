@@ -111,9 +111,3 @@ def get_runtime() -> Runtime:
             if _runtime is None:
                 _runtime = Runtime.build(Settings.from_env())
     return _runtime
-
-
-def reset_runtime() -> None:
-    """Forget the runtime (after a fork: sockets must not be shared with the parent)."""
-    global _runtime
-    _runtime = None

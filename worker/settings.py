@@ -72,7 +72,8 @@ class Settings:
     log_format: str = "text"
     # LEASE_SECONDS: seconds without a sign of life before a running delivery is taken for
     # lost and sent again. A worker renews its deliveries' leases every few seconds, however long
-    # a call takes (worker/liveness.py); a worker that dies is noticed sooner, after 10 s of silence.
+    # a call takes (worker/liveness.py); a worker that dies is noticed sooner, after 10 s of silence
+    # (worker/timers.py: the timers that depend on each other, and how).
     lease_seconds: float = 15.0
     # DISPATCH_SECONDS: a sent task normally starts within seconds; one not started after this
     # long is taken for lost and its lane's head is sent again. A task is lost when its worker
@@ -92,7 +93,7 @@ class Settings:
     # its email (made before the relay, or by the Messenger), not only those in the relay's cache.
     merge_leads_by_email: bool = True
     # STRICT_FIELDS: a mapped value that can't be converted (an unparseable signed_up_at) fails the
-    # whole event, as before; when false only that field is dropped, logged and counted.
+    # whole event; when false only that field is dropped, logged and counted.
     strict_fields: bool = False
     # UNKNOWN_ATTRIBUTES: hold | create | fail: what a custom attribute the workspace does not define
     # (or a value it can't take) does to a write (worker/actions/attributes.py).

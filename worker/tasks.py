@@ -3,8 +3,9 @@
 * ``intercom.ingest``: moves accepted events from the queue into their
   people's lanes, one delivery per triggered mapping.
 * ``intercom.identify_contact``, ``intercom.track_event``,
-  ``intercom.identify_company``: run the head of one lane through its action
-  and decide what happens next from the outcome.  Their arguments are the
+  ``intercom.identify_company``, ``intercom.delete_person``: one task per
+  action of the table (worker/actions), each running the head of one lane
+  through its action and deciding what happens next from the outcome.  Their arguments are the
   person and the delivery id only, so Flower shows who and what, and no
   secret ever travels in a task.
 * ``intercom.sweep`` (celery beat): resends lanes whose worker died or whose

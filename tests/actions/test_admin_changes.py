@@ -1,4 +1,4 @@
-"""Admins change the workspace under the relay (issue 11): a cached contact deleted (404) or
+"""Admins change the workspace under the relay: a cached contact deleted (404) or
 merged into another (410 with its Link) is re-resolved on every path, never a dead letter."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Delete Person (issue 11): the person's contact and linked leads deleted, caches purged, an audit kept."""
+"""Delete Person: the person's contact and linked leads deleted, caches purged, an audit kept."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A mapped value that can't be converted costs its field, not the event (issue 11, STRICT_FIELDS)."""
+"""A mapped value that can't be converted costs its field, not the event (STRICT_FIELDS)."""
 
 from __future__ import annotations
 

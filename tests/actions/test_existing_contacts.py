@@ -1,4 +1,4 @@
-"""Contacts the relay did not make (issue 11): found, not duplicated, with a cold cache.
+"""Contacts the relay did not make: found, not duplicated, with a cold cache.
 
 Each test starts from an empty cache, as after a switch from Segment or an emptied Redis,
 with the searches for existing contacts on (WorkspacePolicy's production defaults).

@@ -1,4 +1,4 @@
-"""UNKNOWN_ATTRIBUTES=hold|create|fail (issue 11): a custom attribute the workspace lacks costs
+"""UNKNOWN_ATTRIBUTES=hold|create|fail: a custom attribute the workspace lacks costs
 only itself, never the identify's email and name."""
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.processes import celery_worker, child_env, start, stop, tail, wait_un
 from worker.celery_app import create_app
 from worker.settings import Settings
 from worker.store.counters import Counters
+from worker.worker_command import beat_command
 
 LATENCY_MS = 3000
 PEOPLE = 6
@@ -71,11 +71,7 @@ def test_warm_shutdown_finishes_in_flight_calls_and_loses_nothing(redis, redis_u
     events = sample_events()
     Enqueuer(redis, app, max_backlog=10_000).accept(events)
 
-    beat = start(
-        [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", str(tmp_path / "beat-schedule"), "--loglevel", "INFO"],
-        env,
-        tmp_path / "beat.log",
-    )
+    beat = start(beat_command(tmp_path / "beat-schedule", loglevel="INFO"), env, tmp_path / "beat.log")
     first_log, second_log = tmp_path / "w1.log", tmp_path / "w2.log"
     first = celery_worker(env, first_log, "w1")
     second = None

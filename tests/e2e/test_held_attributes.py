@@ -1,4 +1,4 @@
-"""Held attribute values through real workers (issue 11): dead letters with reason unknown_attribute.
+"""Held attribute values through real workers: dead letters with reason unknown_attribute.
 
 The rest of each identify is delivered at once; the values of an attribute the workspace
 lacks wait as dead letters, one per contact; once the attribute is created,

@@ -1,4 +1,4 @@
-"""A SIGKILLed worker's people resume within seconds, and nothing reaches Intercom twice (issue 12).
+"""A SIGKILLed worker's people resume within seconds, and nothing reaches Intercom twice.
 
 Two workers and beat, with the production LEASE_SECONDS and DISPATCH_SECONDS
 (the e2e settings shorten them; here they must not hide what a death costs).

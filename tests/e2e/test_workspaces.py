@@ -1,4 +1,4 @@
-"""Real workspaces (issue 11): contacts made before the relay, found and not duplicated.
+"""Real workspaces: contacts made before the relay, found and not duplicated.
 
 A fake Intercom seeded as a team switching from Segment brings it (users, leads sharing
 a user's email, leads with an email of their own, leads with none, companies), an empty
@@ -278,7 +278,7 @@ def test_unknown_attributes_by_policy(policy, redis, redis_url, fake_intercom_fa
     def attributes() -> dict:
         return {c["external_id"]: c["custom_attributes"] for c in live_contacts(fake.state())}
 
-    if policy == "fail":  # as before issue 11: the whole identify is a dead letter
+    if policy == "fail":  # no screening: Intercom's 400 makes the whole identify a dead letter
         assert (counts["dead_lettered"], attributes()) == (20, {})
         return
     assert (counts["delivered"], counts["dead_lettered"]) == (20, 0)

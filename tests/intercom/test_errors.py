@@ -8,6 +8,7 @@ import time
 import httpx
 import pytest
 
+from worker.intercom import errors
 from worker.intercom.errors import (
     Conflict,
     ContactNotFound,
@@ -180,3 +181,9 @@ def test_errors_survive_pickling_for_celery(error: IntercomError) -> None:
     assert type(copy) is type(error)
     assert (str(copy), copy.status, copy.body, copy.code) == (str(error), error.status, error.body, error.code)
     assert getattr(copy, "reset_at", None) == getattr(error, "reset_at", None)
+
+
+def test_the_tree_in_the_module_docstring_names_every_error_class() -> None:
+    tree = errors.__doc__ or ""
+    classes = [name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, IntercomError)]
+    assert [name for name in classes if f" {name} " not in tree] == []

@@ -1,7 +1,7 @@
 """UNKNOWN_ATTRIBUTES: custom attributes the workspace does not define, or cannot hold.
 
 Intercom answers 400 to a contact or company write naming an attribute it does not define
-(since API 2.0 they must be created first), and the whole identify failed with it.  Before
+(since API 2.0 they must be created first), and with it the whole identify fails.  Before
 a write, the attributes are screened against the workspace's list (worker/store/attributes.py,
 read with GET /data_attributes once for the fleet, and again after a 400 that names one):
 
@@ -14,7 +14,7 @@ read with GET /data_attributes once for the fleet, and again after a 400 that na
 - ``create``: an unknown attribute is created (POST /data_attributes), its type inferred
   from the value, up to MAX_CREATED_ATTRIBUTES; beyond that, or for a value no type fits,
   it is held as above;
-- ``fail``: no screening; Intercom's 400 dead-letters the event, as before.
+- ``fail``: no screening; Intercom's 400 dead-letters the whole event.
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from typing import Any
 
 from worker.actions.common import ActionContext
 from worker.intercom.errors import IntercomError, PermanentError
-
-POLICIES = ("hold", "create", "fail")
 
 
 def screen(ctx: ActionContext, model: str, body: dict) -> tuple[dict, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""What the three actions share: the context they run in, field types, lookups.
+"""What the actions share: the context they run in, field types, lookups.
 
 Kept apart from ``worker/actions/__init__.py`` so that the action modules can
 import it without importing each other through the ``ACTIONS`` table.
@@ -24,9 +24,6 @@ from worker.timestamps import InvalidTimestamp, to_unix_seconds
 
 T = TypeVar("T")
 
-#: A lookup needs the best match, not a page: the user if there is one.
-SEARCH_PAGE = 10
-
 #: A search that must see every match (all the leads with an email) reads pages this big,
 #: Intercom's default, and at most this many of them: a workspace with more contacts
 #: sharing one email than that has a problem no sync should paper over.
@@ -36,7 +33,7 @@ SEARCH_MAX_PAGES = 20
 
 @dataclass(frozen=True)
 class WorkspacePolicy:
-    """How identify treats contacts the relay did not make itself (issue 11).
+    """How identify treats contacts the relay did not make itself (made before it, or by the Messenger).
 
     Both on in production; tests of the cache alone may turn them off.
     """
@@ -62,8 +59,8 @@ class ActionContext:
     #: The fingerprint of the mapping that made the fields: a new mapping is never skipped.
     mapping_version: str = ""
     workspace: WorkspacePolicy = field(default_factory=WorkspacePolicy)
-    #: STRICT_FIELDS: a mapped value that can't be converted fails the whole event, as before
-    #: issue 11; otherwise only that field is dropped (see :func:`load_fields_dropping`).
+    #: STRICT_FIELDS: a mapped value that can't be converted fails the whole event;
+    #: otherwise only that field is dropped (see :func:`load_fields_dropping`).
     strict_fields: bool = False
     #: Where dropped fields are counted, for ``status`` (none in unit tests).
     drops: DroppedFields | None = None

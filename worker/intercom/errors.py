@@ -6,6 +6,7 @@ reads it and never inspects status codes itself::
     IntercomError                      .status (int|None), .body (parsed error body or text), .code (first errors[].code)
     ├── RetryableError                 try again with backoff (timeouts, connection errors, 408, 423, 5xx except 501)
     │   ├── RateLimited                429 (or our own fleet budget is spent): wait until .reset_at; uses up no attempt
+    │   ├── AwaitingSearch             only Intercom's lagging search can tell what to do: look again at .retry_at; no attempt
     │   └── SearchLagConflict          409 whose contact id could not be used: Intercom's search index lags, try again
     ├── PermanentError                 dead-letter now, with Intercom's error body (400, 403, 422, 501, other 4xx)
     │   ├── InvalidPayload             the mapped fields fail the action's schema; .field names it (no HTTP involved)

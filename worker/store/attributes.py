@@ -1,7 +1,7 @@
 """Custom attributes: which the workspace defines, and the values held back until one exists.
 
-Intercom refuses a write that names a custom attribute it does not define (400), and the
-whole identify used to fail with it.  The relay keeps the workspace's attributes in Redis,
+Intercom refuses a write that names a custom attribute it does not define (400), and with
+it the whole identify.  The relay keeps the workspace's attributes in Redis,
 so every worker knows an attribute the moment ``intercom-relay attributes create`` (or a
 worker, under UNKNOWN_ATTRIBUTES=create) makes it.
 

@@ -118,7 +118,7 @@ class Lanes:
         def script(name: str) -> Any:
             return redis.register_script(scripts.source(name, IDENTIFY_CODE=identify_code, HEADROOM=HEADROOM))
 
-        self._ingest, self._claim, self._renew = script("lane_ingest.lua"), script("lane_claim.lua"), script("lane_renew.lua")
+        self._ingest, self._claim = script("lane_ingest.lua"), script("lane_claim.lua")
         self._finish, self._park, self._sleep = script("lane_finish.lua"), script("lane_park.lua"), script("lane_sleep.lua")
         self._promote, self._sweep = script("lane_promote.lua"), script("lane_sweep.lua")
         self._expire, self._replay = script("lane_expire_parked.lua"), script("lane_replay.lua")
@@ -161,10 +161,6 @@ class Lanes:
         if status != "ok" or len(result) < 2 or not result[1]:
             return Claim(status)
         return _claim_of(result[1:])
-
-    def renew(self, person: str, token: str) -> bool:
-        ks = [keys.LEASES, keys.LANE_STATE]
-        return bool(self._renew(keys=ks, args=[person, token, now_ms() + self.lease_ms]))
 
     def finish(self, person: str, delivery: str, outcome: str, dead_letter: dict | None = None) -> str | None:
         """Close the head as ``delivered`` or ``dead_lettered``; returns the next head to send."""

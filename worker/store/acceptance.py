@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from worker.store import keys, scripts
 
-SOURCE = scripts.source("accept.lua")
+SOURCE = scripts.ACCEPT.source()
 SHA = hashlib.sha1(SOURCE.encode()).hexdigest()
 
 
@@ -49,11 +49,14 @@ def store_request(
     Raises redis's errors when nothing was stored, and NotReplicated when
     ``replicas`` > 0 and fewer acknowledged the write within the timeout.
     """
-    ks = [keys.INFLIGHT, keys.COUNTERS, *(key for key, _ in puts)]
-    args: list[Any] = [sum(people.values()), len(people)]
-    for person, count in people.items():
-        args += [person, count]
-    args += [message for _, message in puts]
+    ks, args = scripts.ACCEPT.flat(
+        keys={"inflight": keys.INFLIGHT, "counters": keys.COUNTERS, "queues": [key for key, _ in puts]},
+        args={
+            "accepted": sum(people.values()),
+            "messages": [message for _, message in puts],
+            "people": [x for person, count in people.items() for x in (person, count)],
+        },
+    )
     connection = pool.get_connection()
     try:
         pushed = _eval(connection, ks, args)

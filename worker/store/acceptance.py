@@ -16,7 +16,7 @@ store the request twice.  A failure is an error for the caller (the door answers
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Sequence
 
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -74,7 +74,7 @@ def store_request(
         pool.release(connection)
 
 
-def _eval(connection: Any, ks: list[str], args: list[Any]) -> Any:
+def _eval(connection: Any, ks: Sequence[str], args: Sequence[Any]) -> Any:
     try:
         return _ask(connection, "EVALSHA", SHA, len(ks), *ks, *args)
     except NoScriptError:  # Redis restarted or its scripts were flushed: nothing ran

@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from itertools import takewhile
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Callable, Generic, Mapping, TypedDict, TypeVar, get_origin, get_type_hints
+from typing import Any, Callable, Generic, Mapping, Sequence, TypedDict, TypeVar, get_origin, get_type_hints
 
 import redis as redis_lib
+from redis.commands.core import Script as RedisScript
 
 LUA_DIR = Path(__file__).with_name("lua")
 
@@ -50,7 +50,7 @@ class Script(Generic[K, A]):
         self.keys = _Names(keys)
         self.args = _Names(args)
 
-    def flat(self, keys: K, args: A) -> tuple[list[Any], list[Any]]:
+    def flat(self, keys: K, args: A) -> tuple[Sequence[Any], Sequence[Any]]:
         """KEYS and ARGV of a call, for a caller that sends EVALSHA itself."""
         return self.keys.flat(keys), self.args.flat(args)
 
@@ -65,14 +65,13 @@ class Script(Generic[K, A]):
 class Registered(Generic[K, A]):
     """A script registered on a client; calling it runs it with its keys and arguments by name."""
 
-    def __init__(self, script: Script[K, A], runner: Any) -> None:
+    def __init__(self, script: Script[K, A], runner: RedisScript) -> None:
         self.script = script
-        self._runner = runner
+        self._keys, self._args, self._runner = script.keys, script.args, runner
 
     def __call__(self, keys: K, args: A, client: Any = None) -> Any:
         """Run on the registered client, or on ``client`` (a pipeline queues it: its result comes with ``execute()``)."""
-        ks, argv = self.script.flat(keys, args)
-        return self._runner(keys=ks, args=argv, client=client)
+        return self._runner(keys=self._keys.flat(keys), args=self._args.flat(args), client=client)
 
 
 class _Names:
@@ -85,13 +84,15 @@ class _Names:
         self.optional = frozenset(getattr(declared, "__optional_keys__", ()))
         if self.optional and not all(name in self.optional for name in self.names[len(self.names) - len(self.optional) :]):
             raise TypeError(f"{declared.__name__}: the names that may be left out come last")
-        # The leading plain names are taken in one C call (this runs for every script call).
-        plain = len(list(takewhile(lambda name: name not in self.lists and name not in self.optional, self.names)))
+        # The names before the first list or optional one are taken in one C call: this runs for every script call.
+        plain = next((n for n, name in enumerate(self.names) if name in self.lists or name in self.optional), len(self.names))
         self._head = _getter(self.names[:plain])
         self._tail = self.names[plain:]
 
-    def flat(self, values: Mapping[str, Any]) -> list[Any]:
+    def flat(self, values: Mapping[str, Any]) -> Sequence[Any]:
         """The values in their declared order, lists spread in place, left-out names with nothing after them."""
+        if not self._tail:
+            return self._head(values)
         flat = list(self._head(values))
         for name in self._tail:
             if name in self.lists:

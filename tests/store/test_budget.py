@@ -118,7 +118,7 @@ def test_an_answer_that_only_confirms_the_schedule_costs_no_round_trip(redis, mo
     budget.observe(response(limit=101, remaining=3, reset=reset), slot)  # others spend the allowance
     budget.observe(response(429, limit=101, remaining=0, reset=reset), slot)
     budget.observe(response(limit=101, remaining=100, reset=reset))  # no slot given: always told
-    assert [args[3] for args in trips] == ["200", "200", "429", "200"]
+    assert [args["status"] for args in trips] == ["200", "200", "429", "200"]
 
 
 def test_a_429_pushes_every_slot_past_the_reset(redis):
@@ -192,7 +192,7 @@ def test_budgets_of_different_tokens_are_independent(redis):
 
 def test_a_prepaid_slot_is_the_next_calls_without_a_round_trip(redis):
     budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
-    reply = budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1])
+    reply = budget._reserve(keys={"budget": budget.key, "counters": "relay:counters"}, args=budget.reservation()[1])
     prepaid = budget.slot_of(reply)
     before = tat(redis, budget)
     assert budget.acquire(prepaid) == reply[1] / 1000  # the prepaid slot
@@ -203,7 +203,7 @@ def test_a_prepaid_slot_is_the_next_calls_without_a_round_trip(redis):
 
 def test_an_unused_prepaid_slot_is_not_counted_as_a_call(redis):
     budget = RateBudget(redis, TOKEN, default_limit=21, window_seconds=1.0)
-    budget.slot_of(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    budget.slot_of(budget._reserve(keys={"budget": budget.key, "counters": "relay:counters"}, args=budget.reservation()[1]))
     assert redis.hget("relay:counters", "api_calls") == "1"
     budget.uncount()  # its call was never made
     assert redis.hget("relay:counters", "api_calls") == "0"
@@ -212,7 +212,7 @@ def test_an_unused_prepaid_slot_is_not_counted_as_a_call(redis):
 def test_a_slot_too_far_away_is_not_prepaid(redis):
     budget = RateBudget(redis, TOKEN, default_limit=2, window_seconds=10.0, max_inline_wait=0.0)
     budget.acquire()  # one call per 10 s: the next slot is 10 s away
-    prepaid = budget.slot_of(budget._reserve(keys=[budget.key, "relay:counters"], args=budget.reservation()[1]))
+    prepaid = budget.slot_of(budget._reserve(keys={"budget": budget.key, "counters": "relay:counters"}, args=budget.reservation()[1]))
     assert prepaid is None
     with pytest.raises(RateLimited):  # the next call asks again, and must wait
         budget.acquire(prepaid)

@@ -16,13 +16,13 @@ store the request twice.  A failure is an error for the caller (the door answers
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Sequence
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from worker.store import keys, scripts
 
-SOURCE = scripts.source("accept.lua")
+SOURCE = scripts.ACCEPT.source()
 SHA = hashlib.sha1(SOURCE.encode()).hexdigest()
 
 
@@ -49,11 +49,14 @@ def store_request(
     Raises redis's errors when nothing was stored, and NotReplicated when
     ``replicas`` > 0 and fewer acknowledged the write within the timeout.
     """
-    ks = [keys.INFLIGHT, keys.COUNTERS, *(key for key, _ in puts)]
-    args: list[Any] = [sum(people.values()), len(people)]
-    for person, count in people.items():
-        args += [person, count]
-    args += [message for _, message in puts]
+    ks, args = scripts.ACCEPT.flat(
+        keys={"inflight": keys.INFLIGHT, "counters": keys.COUNTERS, "queues": [key for key, _ in puts]},
+        args={
+            "accepted": sum(people.values()),
+            "messages": [message for _, message in puts],
+            "people": [x for person, count in people.items() for x in (person, count)],
+        },
+    )
     connection = pool.get_connection()
     try:
         pushed = _eval(connection, ks, args)
@@ -71,7 +74,7 @@ def store_request(
         pool.release(connection)
 
 
-def _eval(connection: Any, ks: list[str], args: list[Any]) -> Any:
+def _eval(connection: Any, ks: Sequence[str], args: Sequence[Any]) -> Any:
     try:
         return _ask(connection, "EVALSHA", SHA, len(ks), *ks, *args)
     except NoScriptError:  # Redis restarted or its scripts were flushed: nothing ran

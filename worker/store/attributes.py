@@ -136,9 +136,17 @@ class Attributes:
 
     def _unhold(self, model: str, target: str, pairs: list[tuple[str, str]]) -> int:
         if not hasattr(self, "_unhold_script"):
-            self._unhold_script = self.redis.register_script(scripts.source("attributes_unhold.lua"))
-        ks = [keys.attributes_held(model, target), keys.DEAD, keys.DEAD_INDEX, keys.ATTRIBUTES_LETTERS]
-        return int(self._unhold_script(keys=ks, args=[letter_id(model, target), *(x for pair in pairs for x in pair)]))
+            self._unhold_script = scripts.ATTRIBUTES_UNHOLD.register(self.redis)
+        removed = self._unhold_script(
+            keys={
+                "held": keys.attributes_held(model, target),
+                "dead": keys.DEAD,
+                "dead_index": keys.DEAD_INDEX,
+                "letters": keys.ATTRIBUTES_LETTERS,
+            },
+            args={"letter": letter_id(model, target), "values": [x for pair in pairs for x in pair]},
+        )
+        return int(removed)
 
     def letters(self, ids: list[str] | None = None, *, chunk: int = 500) -> Iterator[HeldValues]:
         """The held values of every held-values letter kept, or of those named."""

@@ -35,6 +35,7 @@ import redis as redis_lib
 
 from worker.intercom.errors import RateLimited
 from worker.store import keys, scripts
+from worker.store.scripts import BudgetAcquireArgs
 
 #: Intercom's window and its default limit: 10,000 calls a minute spread over
 #: 10-second windows (developers.intercom.com, rate limiting).
@@ -48,7 +49,10 @@ MAX_INLINE_WAIT_SECONDS = 2.0
 #: Calls are scheduled for 99% of the window's limit: a call reserved at the
 #: end of one window can reach Intercom in the next (answers vary by tens of
 #: milliseconds), and the 1% keeps those from tipping a window into 429s.
-HEADROOM = 0.99  # the Lua scripts read the same value (scripts.source sets it)
+HEADROOM = 0.99  # the Lua scripts read the same value (set when a script is registered)
+
+#: What reserves a slot along with another script's work: the budget's key and reserve()'s arguments.
+Reservation = tuple[str, BudgetAcquireArgs]
 
 
 @dataclass(frozen=True)
@@ -79,8 +83,8 @@ class RateBudget:
         self.max_wait_ms = int(max_inline_wait * 1000)
         self._limit: int | None = None  # the limit the last reservation scheduled for
         self._redis = redis
-        self._reserve = redis.register_script(scripts.source("budget_acquire.lua", HEADROOM=HEADROOM))
-        self._observe = redis.register_script(scripts.source("budget_observe.lua", HEADROOM=HEADROOM))
+        self._reserve = scripts.BUDGET_ACQUIRE.register(redis, HEADROOM=HEADROOM)
+        self._observe = scripts.BUDGET_OBSERVE.register(redis, HEADROOM=HEADROOM)
 
     def acquire(self, prepaid: Slot | None = None) -> float:
         """Take the next slot (or the ``prepaid`` one): wait for it if it is near, else raise RateLimited.
@@ -91,7 +95,7 @@ class RateBudget:
         slot = prepaid
         if slot is None:
             key, args = self.reservation()
-            reply = self._reserve(keys=[key, keys.COUNTERS], args=args)
+            reply = self._reserve(keys={"budget": key, "counters": keys.COUNTERS}, args=args)
             slot = self._slot(reply)
             if slot is None:
                 raise RateLimited("the fleet's rate budget is spent for now", reset_at=reply[1] / 1000)
@@ -101,13 +105,19 @@ class RateBudget:
         return slot.at
 
     # -- a slot reserved along with other work --------------------------------
-    def reservation(self) -> tuple[str, list[Any]]:
+    def reservation(self) -> Reservation:
         """What a script needs to call ``reserve()`` (lua/budget_reserve.lua) along with its own work.
 
-        The budget's key, and the arguments after the keys (the counters'
+        The budget's key, and reserve()'s arguments by name (the counters'
         key is ``keys.COUNTERS``).
         """
-        return self.key, [self.default_limit, self.share, self.window_ms, self.max_wait_ms]
+        args: BudgetAcquireArgs = {
+            "default_limit": self.default_limit,
+            "share": self.share,
+            "window_ms": self.window_ms,
+            "max_wait_ms": self.max_wait_ms,
+        }
+        return self.key, args
 
     def slot_of(self, reply: Any) -> Slot | None:
         """The slot another script reserved (its ``reserve()`` reply), to pass to ``acquire`` later.
@@ -146,8 +156,17 @@ class RateBudget:
         )
         if response.status_code != 429 and slot is not None and not self._teaches(limit, remaining, reset, slot):
             return
-        args = [limit, remaining, reset, str(response.status_code), self.share, self.window_ms]
-        self._observe(keys=[self.key, keys.COUNTERS], args=args)
+        self._observe(
+            keys={"budget": self.key, "counters": keys.COUNTERS},
+            args={
+                "limit": limit,
+                "remaining": remaining,
+                "reset_s": reset,
+                "status": str(response.status_code),
+                "share": self.share,
+                "window_ms": self.window_ms,
+            },
+        )
 
     def _teaches(self, limit: str, remaining: str, reset: str, slot: float) -> bool:
         """Whether the headers would change the schedule (the same test as _OBSERVE's, from this side)."""

@@ -154,16 +154,23 @@ class ContactCache:
         contact whatever the interleaving.
         """
         key = rkeys.contact("anon", anonymous_id)
-        before = self._link(keys=[key, rkeys.contact_keys(contact_id)], args=[contact_id, role, self.ttl, sent or ""])
+        before = self._link(
+            keys={"anonymous": key, "contact_keys": rkeys.contact_keys(contact_id)},
+            args={"contact": contact_id, "role": role, "ttl": self.ttl, "sent": sent or ""},
+        )
         if not before:
             return None
         previous = CachedContact(before[0], before[1])
         return None if previous.id == contact_id else previous
 
     @property
-    def _link(self):  # registered lazily: the cache is also built on clients that never link
+    def _link(
+        self,
+    ) -> scripts.Registered[
+        scripts.ContactLinkAnonymousKeys, scripts.ContactLinkAnonymousArgs
+    ]:  # registered lazily: the cache is also built on clients that never link
         if not hasattr(self, "_link_script"):
-            self._link_script = self.redis.register_script(scripts.source("contact_link_anonymous.lua"))
+            self._link_script = scripts.CONTACT_LINK_ANONYMOUS.register(self.redis)
         return self._link_script
 
     def begin_lead_create(self, anonymous_id: str, now: float) -> LeadNote | None:

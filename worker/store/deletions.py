@@ -140,9 +140,17 @@ class Deletions:
         if marked_for != deletion_id:
             return 0
         if not hasattr(self, "_drop_parked_script"):
-            self._drop_parked_script = self.redis.register_script(scripts.source("lane_drop_parked.lua"))
-        ks = [keys.parked(person), keys.PARKED_INDEX, keys.DELIVERIES, keys.COUNTERS]
-        dropped = int(self._drop_parked_script(keys=ks, args=[person, int(boundary)]))
+            self._drop_parked_script = scripts.LANE_DROP_PARKED.register(self.redis)
+        found = self._drop_parked_script(
+            keys={
+                "parked": keys.parked(person),
+                "parked_index": keys.PARKED_INDEX,
+                "deliveries": keys.DELIVERIES,
+                "counters": keys.COUNTERS,
+            },
+            args={"person": person, "boundary": int(boundary)},
+        )
+        dropped = int(found)
         if dropped:
             self.redis.hincrby(keys.deletion(deletion_id), "events_dropped", dropped)
         return dropped

@@ -105,7 +105,7 @@ class InflightGuard:
         self.stale_ms = int(stale_seconds * 1000)
         self.interval_ms = int(interval_seconds * 1000)
         self.max_scanned = max_scanned
-        self._repair = redis.register_script(scripts.source("inflight_repair.lua", IDENTIFY_CODE=lanes.identify_code))
+        self._repair = scripts.INFLIGHT_REPAIR.register(redis, IDENTIFY_CODE=lanes.identify_code)
 
     def repair_if_due(self, broker: BrokerKeys, wake: Callable[[str, str], Any]) -> list[Repair]:
         """Check, unless a sweep of the fleet did within the interval; ``wake(person, head)`` sends a woken lane's head."""
@@ -127,8 +127,17 @@ class InflightGuard:
             truth = found.get(person, 0)
             if truth == was:
                 continue
-            args: list[str | int] = [person, was, truth, now, self.lanes.dispatch_ms]
-            status, head = cast(list[str], self._repair(keys=_repair_keys(person), args=args))
+            repaired = self._repair(
+                keys={
+                    "inflight": keys.INFLIGHT,
+                    "leases": keys.LEASES,
+                    "lane_state": keys.LANE_STATE,
+                    "counters": keys.COUNTERS,
+                    "lane": keys.lane(person),
+                },
+                args={"person": person, "seen": was, "found": truth, "now": now, "dispatch_ms": self.lanes.dispatch_ms},
+            )
+            status, head = cast(list[str], repaired)
             if _text(status) != "repaired":
                 continue
             log.warning("inflight repaired: %s counted %d events on their way, %d found; set to %d", person, was, truth, truth)
@@ -195,10 +204,6 @@ class InflightGuard:
             if isinstance(kept, list) and kept and isinstance(kept[0], dict):
                 messages.append(kept[0])
         return messages
-
-
-def _repair_keys(person: str) -> list[str]:
-    return [keys.INFLIGHT, keys.LEASES, keys.LANE_STATE, keys.COUNTERS, keys.lane(person)]
 
 
 def _ingest_envelopes(messages: Iterable[dict]) -> Iterator[tuple[str, dict]]:

@@ -48,7 +48,7 @@ from typing import Any, Mapping
 import redis as redis_lib
 
 from worker.store import keys, scripts
-from worker.store.budget import HEADROOM
+from worker.store.budget import HEADROOM, Reservation
 
 #: messageIds are remembered this long for de-duplication.
 SEEN_TTL_SECONDS = 7 * 24 * 3600
@@ -115,15 +115,19 @@ class Lanes:
         self.hold_ms = int(park_hold_seconds * 1000)
         self.identify_code = identify_code = self.lane_codes[identify_action]
 
-        def script(name: str) -> Any:
-            return redis.register_script(scripts.source(name, IDENTIFY_CODE=identify_code, HEADROOM=HEADROOM))
-
-        self._ingest, self._claim, self._renew = script("lane_ingest.lua"), script("lane_claim.lua"), script("lane_renew.lua")
-        self._finish, self._park, self._sleep = script("lane_finish.lua"), script("lane_park.lua"), script("lane_sleep.lua")
-        self._promote, self._sweep = script("lane_promote.lua"), script("lane_sweep.lua")
-        self._expire, self._replay = script("lane_expire_parked.lua"), script("lane_replay.lua")
-        self._unpark = script("lane_unpark.lua")
-        self._following, self._absorb = script("lane_following_identifies.lua"), script("lane_absorb.lua")
+        constants: dict[str, str | float] = {"IDENTIFY_CODE": identify_code, "HEADROOM": HEADROOM}
+        self._ingest = scripts.LANE_INGEST.register(redis, **constants)
+        self._claim = scripts.LANE_CLAIM.register(redis, **constants)
+        self._finish = scripts.LANE_FINISH.register(redis, **constants)
+        self._park = scripts.LANE_PARK.register(redis, **constants)
+        self._sleep = scripts.LANE_SLEEP.register(redis, **constants)
+        self._promote = scripts.LANE_PROMOTE.register(redis, **constants)
+        self._sweep = scripts.LANE_SWEEP.register(redis, **constants)
+        self._expire = scripts.LANE_EXPIRE_PARKED.register(redis, **constants)
+        self._replay = scripts.LANE_REPLAY.register(redis, **constants)
+        self._unpark = scripts.LANE_UNPARK.register(redis, **constants)
+        self._following = scripts.LANE_FOLLOWING_IDENTIFIES.register(redis, **constants)
+        self._absorb = scripts.LANE_ABSORB.register(redis, **constants)
 
     def delivery_id(self, seq: int, index: int, action: str) -> str:
         """The id of event ``seq``'s ``index``-th delivery, through ``action``."""
@@ -137,41 +141,64 @@ class Lanes:
         (None otherwise).  A messageId seen before counts as a duplicate; the
         same acceptance seen again (a redelivered ingest task) changes nothing.
         """
-        args: list[Any] = [seq, person, now_ms(), self.dispatch_ms, SEEN_TTL_SECONDS]
-        args.append(sum(1 for did, _ in deliveries if lane_code_of(did) == self.identify_code))
+        records: list[str] = []
         for did, record in deliveries:
-            args += [did, json.dumps(record, separators=(",", ":"))]
-        ks = [
-            keys.seen(message_id),
-            keys.lane(person),
-            keys.DELIVERIES,
-            keys.LEASES,
-            keys.LANE_STATE,
-            keys.INFLIGHT,
-            keys.COUNTERS,
-            keys.LANE_IDENTIFIES,
-        ]
-        return self._ingest(keys=ks, args=args, client=pipe)
+            records += [did, json.dumps(record, separators=(",", ":"))]
+        return self._ingest(
+            keys={
+                "seen": keys.seen(message_id),
+                "lane": keys.lane(person),
+                "deliveries": keys.DELIVERIES,
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "inflight": keys.INFLIGHT,
+                "counters": keys.COUNTERS,
+                "lane_identifies": keys.LANE_IDENTIFIES,
+            },
+            args={
+                "seq": seq,
+                "person": person,
+                "now": now_ms(),
+                "dispatch_ms": self.dispatch_ms,
+                "seen_ttl": SEEN_TTL_SECONDS,
+                "identifies": sum(1 for did, _ in deliveries if lane_code_of(did) == self.identify_code),
+                "records": records,
+            },
+            client=pipe,
+        )
 
     # -- running a head ----------------------------------------------------
     def claim(self, person: str, delivery: str, token: str, *, tolerance_ms: int = 250) -> Claim:
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.DELIVERIES, keys.ATTEMPTS, keys.LANE_IDENTIFIES]
-        result = self._claim(keys=ks, args=[person, delivery, token, now_ms(), self.lease_ms, tolerance_ms])
+        result = self._claim(
+            keys={
+                "lane": keys.lane(person),
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "inflight": keys.INFLIGHT,
+                "deliveries": keys.DELIVERIES,
+                "attempts": keys.ATTEMPTS,
+                "lane_identifies": keys.LANE_IDENTIFIES,
+            },
+            args={
+                "person": person,
+                "delivery": delivery,
+                "token": token,
+                "now": now_ms(),
+                "lease_ms": self.lease_ms,
+                "tolerance_ms": tolerance_ms,
+            },
+        )
         status = _text(result[0])
         if status != "ok" or len(result) < 2 or not result[1]:
             return Claim(status)
         return _claim_of(result[1:])
-
-    def renew(self, person: str, token: str) -> bool:
-        ks = [keys.LEASES, keys.LANE_STATE]
-        return bool(self._renew(keys=ks, args=[person, token, now_ms() + self.lease_ms]))
 
     def finish(self, person: str, delivery: str, outcome: str, dead_letter: dict | None = None) -> str | None:
         """Close the head as ``delivered`` or ``dead_lettered``; returns the next head to send."""
         return _next(self._close(person, delivery, outcome, dead_letter, ""))
 
     def finish_and_claim(
-        self, person: str, delivery: str, outcome: str, token: str, *, reserve: tuple[str, list] | None = None
+        self, person: str, delivery: str, outcome: str, token: str, *, reserve: Reservation | None = None
     ) -> tuple[str | None, Claim | None]:
         """Close the head and claim the next one for ``token`` in the same round trip: (head, its claim).
 
@@ -189,55 +216,89 @@ class Lanes:
         return head, claim
 
     def _close(
-        self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str, reserve: tuple[str, list] | None = None
+        self, person: str, delivery: str, outcome: str, dead_letter: dict | None, token: str, reserve: Reservation | None = None
     ) -> Any:
-        ks = [
-            keys.lane(person),
-            keys.LEASES,
-            keys.LANE_STATE,
-            keys.INFLIGHT,
-            keys.DELIVERIES,
-            keys.COUNTERS,
-            keys.LANE_IDENTIFIES,
-            keys.parked(person),
-            keys.PARKED_INDEX,
-            keys.ATTEMPTS,
-            keys.DEAD,
-            keys.DEAD_INDEX,
-        ]
-        letter = json.dumps(dead_letter, separators=(",", ":")) if dead_letter else ""
-        args = [person, delivery, outcome, now_ms(), self.dispatch_ms, letter, token, self.lease_ms]
+        ks: scripts.LaneFinishReserveKeys = {
+            "lane": keys.lane(person),
+            "leases": keys.LEASES,
+            "lane_state": keys.LANE_STATE,
+            "inflight": keys.INFLIGHT,
+            "deliveries": keys.DELIVERIES,
+            "counters": keys.COUNTERS,
+            "lane_identifies": keys.LANE_IDENTIFIES,
+            "parked": keys.parked(person),
+            "parked_index": keys.PARKED_INDEX,
+            "attempts": keys.ATTEMPTS,
+            "dead": keys.DEAD,
+            "dead_index": keys.DEAD_INDEX,
+        }
+        args: scripts.LaneFinishReserveArgs = {
+            "person": person,
+            "delivery": delivery,
+            "outcome": outcome,
+            "now": now_ms(),
+            "dispatch_ms": self.dispatch_ms,
+            "dead_letter": json.dumps(dead_letter, separators=(",", ":")) if dead_letter else "",
+            "token": token,
+            "lease_ms": self.lease_ms,
+        }
         if reserve is not None and token:
-            budget_key, reserve_args = reserve
-            ks.append(budget_key)
-            args += reserve_args
+            budget, reserve_args = reserve
+            ks["budget"] = budget
+            args.update(reserve_args)
         return self._finish(keys=ks, args=args)
 
     def park(self, person: str, delivery: str) -> str | None:
         """Set the head aside until the person's next identify; returns the next head."""
-        ks = [
-            keys.lane(person),
-            keys.LEASES,
-            keys.LANE_STATE,
-            keys.INFLIGHT,
-            keys.COUNTERS,
-            keys.parked(person),
-            keys.PARKED_INDEX,
-            keys.ATTEMPTS,
-        ]
-        return _next(self._park(keys=ks, args=[person, delivery, now_ms(), self.dispatch_ms, self.hold_ms]))
+        result = self._park(
+            keys={
+                "lane": keys.lane(person),
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "inflight": keys.INFLIGHT,
+                "counters": keys.COUNTERS,
+                "parked": keys.parked(person),
+                "parked_index": keys.PARKED_INDEX,
+                "attempts": keys.ATTEMPTS,
+            },
+            args={"person": person, "delivery": delivery, "now": now_ms(), "dispatch_ms": self.dispatch_ms, "hold_ms": self.hold_ms},
+        )
+        return _next(result)
 
     def unpark(self, person: str) -> str | None:
         """Release the person's parked deliveries; returns the head to send if the lane woke."""
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.INFLIGHT, keys.COUNTERS, keys.parked(person), keys.PARKED_INDEX]
-        head = self._unpark(keys=ks, args=[person, now_ms(), self.dispatch_ms])
+        head = self._unpark(
+            keys={
+                "lane": keys.lane(person),
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "inflight": keys.INFLIGHT,
+                "counters": keys.COUNTERS,
+                "parked": keys.parked(person),
+                "parked_index": keys.PARKED_INDEX,
+            },
+            args={"person": person, "now": now_ms(), "dispatch_ms": self.dispatch_ms},
+        )
         return _text(head) if head else None
 
     def sleep(self, person: str, delivery: str, wake_at_ms: int, *, attempt: tuple[int, int] | None = None) -> bool:
         """Hold the lane until ``wake_at_ms``; ``attempt`` = (attempts, first failure ms) for a retry."""
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE, keys.COUNTERS, keys.ATTEMPTS]
-        value = f"{attempt[0]}|{attempt[1]}" if attempt else ""
-        return bool(self._sleep(keys=ks, args=[person, delivery, wake_at_ms, value]))
+        slept = self._sleep(
+            keys={
+                "lane": keys.lane(person),
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "counters": keys.COUNTERS,
+                "attempts": keys.ATTEMPTS,
+            },
+            args={
+                "person": person,
+                "delivery": delivery,
+                "wake_at": wake_at_ms,
+                "attempt": f"{attempt[0]}|{attempt[1]}" if attempt else "",
+            },
+        )
+        return bool(slept)
 
     def attempts(self, delivery: str) -> tuple[int, int | None]:
         """(attempts so far, first failure ms) of a retrying delivery."""
@@ -249,52 +310,83 @@ class Lanes:
 
     def following_identifies(self, person: str, head: str, limit: int) -> list[tuple[str, dict]]:
         """(id, record) of the identifies right behind ``head``, before anything else, at most ``limit``."""
-        flat = [_text(x) for x in self._following(keys=[keys.lane(person), keys.DELIVERIES], args=[head, limit])]
+        found = self._following(keys={"lane": keys.lane(person), "deliveries": keys.DELIVERIES}, args={"head": head, "limit": limit})
+        flat = [_text(x) for x in found]
         return [(did, json.loads(record)) for did, record in zip(flat[0::2], flat[1::2])]
 
     def absorb(self, person: str, deliveries: list[str]) -> int:
         """Close ``deliveries`` as delivered in their head's call (coalesced); returns how many."""
-        ks = [keys.lane(person), keys.DELIVERIES, keys.COUNTERS, keys.LANE_IDENTIFIES, keys.ATTEMPTS]
-        return int(self._absorb(keys=ks, args=[person, *deliveries]))
+        closed = self._absorb(
+            keys={
+                "lane": keys.lane(person),
+                "deliveries": keys.DELIVERIES,
+                "counters": keys.COUNTERS,
+                "lane_identifies": keys.LANE_IDENTIFIES,
+                "attempts": keys.ATTEMPTS,
+            },
+            args={"person": person, "absorbed": deliveries},
+        )
+        return int(closed)
 
     def pending_identifies(self, person: str) -> int:
         return int(self.redis.hget(keys.LANE_IDENTIFIES, person) or 0)
 
     def promote_identify(self, person: str) -> str | None:
         """Move the lane's first identify to the front; returns its id to send."""
-        ks = [keys.lane(person), keys.LEASES, keys.LANE_STATE]
-        found = self._promote(keys=ks, args=[person, now_ms(), self.dispatch_ms])
+        found = self._promote(
+            keys={"lane": keys.lane(person), "leases": keys.LEASES, "lane_state": keys.LANE_STATE},
+            args={"person": person, "now": now_ms(), "dispatch_ms": self.dispatch_ms},
+        )
         return _text(found) if found else None
 
     # -- housekeeping --------------------------------------------------------
     def sweep(self, limit: int = 1000) -> list[tuple[str, str]]:
         """(person, head) of every lane whose deadline passed, now queued again."""
-        ks = [keys.LEASES, keys.LANE_STATE, keys.INFLIGHT]
-        flat = self._sweep(keys=ks, args=[now_ms(), self.dispatch_ms, limit, keys.lane("")])
-        flat = [_text(x) for x in flat]
+        woken = self._sweep(
+            keys={"leases": keys.LEASES, "lane_state": keys.LANE_STATE, "inflight": keys.INFLIGHT},
+            args={"now": now_ms(), "dispatch_ms": self.dispatch_ms, "limit": limit, "lane_prefix": keys.lane("")},
+        )
+        flat = [_text(x) for x in woken]
         return list(zip(flat[0::2], flat[1::2]))
 
     def expire_parked(self, limit: int = 1000) -> int:
-        ks = [keys.PARKED_INDEX, keys.COUNTERS, keys.DELIVERIES, keys.DEAD, keys.DEAD_INDEX]
-        return int(self._expire(keys=ks, args=[now_ms(), self.hold_ms, limit, keys.parked("")]))
+        expired = self._expire(
+            keys={
+                "parked_index": keys.PARKED_INDEX,
+                "counters": keys.COUNTERS,
+                "deliveries": keys.DELIVERIES,
+                "dead": keys.DEAD,
+                "dead_index": keys.DEAD_INDEX,
+            },
+            args={"now": now_ms(), "hold_ms": self.hold_ms, "limit": limit, "parked_prefix": keys.parked("")},
+        )
+        return int(expired)
 
     def replay(self, dead_id: str, person: str, record: dict, action: str) -> tuple[bool, str | None]:
         """Put a dead letter's delivery back at the end of its lane: (replayed, head to send)."""
         seq = int(self.redis.incr(keys.SEQ))
-        new_id = self.delivery_id(seq, 0, action)
-        ks = [
-            keys.lane(person),
-            keys.DELIVERIES,
-            keys.LEASES,
-            keys.LANE_STATE,
-            keys.INFLIGHT,
-            keys.COUNTERS,
-            keys.LANE_IDENTIFIES,
-            keys.DEAD,
-            keys.DEAD_INDEX,
-        ]
-        args = [person, new_id, json.dumps(record, separators=(",", ":")), seq, now_ms(), self.dispatch_ms, dead_id]
-        result = self._replay(keys=ks, args=args)
+        result = self._replay(
+            keys={
+                "lane": keys.lane(person),
+                "deliveries": keys.DELIVERIES,
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+                "inflight": keys.INFLIGHT,
+                "counters": keys.COUNTERS,
+                "lane_identifies": keys.LANE_IDENTIFIES,
+                "dead": keys.DEAD,
+                "dead_index": keys.DEAD_INDEX,
+            },
+            args={
+                "person": person,
+                "delivery": self.delivery_id(seq, 0, action),
+                "record": json.dumps(record, separators=(",", ":")),
+                "seq": seq,
+                "now": now_ms(),
+                "dispatch_ms": self.dispatch_ms,
+                "letter": dead_id,
+            },
+        )
         return _text(result[0]) == "ok", _next(result)
 
 

@@ -23,6 +23,9 @@ import redis as redis_lib
 
 from worker.store import keys, scripts
 
+#: The keys lane_renew.lua changes.
+_RENEW_KEYS: scripts.LaneRenewKeys = {"leases": keys.LEASES, "lane_state": keys.LANE_STATE}
+
 #: Between a worker's id and the rest of a task's token.
 TOKEN_SEPARATOR = "/"
 
@@ -47,13 +50,13 @@ class Leases:
     def __init__(self, redis: redis_lib.Redis, lease_seconds: float) -> None:
         self.redis = redis
         self.lease_ms = int(lease_seconds * 1000)
-        self._renew = redis.register_script(scripts.source("lane_renew.lua"))
+        self._renew = scripts.LANE_RENEW.register(redis)
 
     def renew(self, leases: Iterable[Lease], pipe: Any) -> None:
         """Queue on ``pipe`` the renewal of each lease; one whose lane has moved on is left alone."""
         deadline = int(time.time() * 1000) + self.lease_ms
         for lease in leases:
-            self._renew(keys=[keys.LEASES, keys.LANE_STATE], args=[lease.person, lease.token, deadline], client=pipe)
+            self._renew(keys=_RENEW_KEYS, args={"person": lease.person, "token": lease.token, "deadline": deadline}, client=pipe)
 
     def end_all_of(self, worker: str) -> int:
         """End now every lease held by ``worker``'s tasks; the sweep then sends their heads again.
@@ -68,5 +71,5 @@ class Leases:
             if state.startswith(prefix):
                 # A deadline of 0 has passed: the same script that renews a lease ends it,
                 # and only while the lane is still that task's.
-                ended += int(self._renew(keys=[keys.LEASES, keys.LANE_STATE], args=[person, state, 0]))
+                ended += int(self._renew(keys=_RENEW_KEYS, args={"person": person, "token": state, "deadline": 0}))
         return ended

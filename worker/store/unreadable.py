@@ -124,24 +124,31 @@ class UnreadableMessages:
     def __init__(self, redis: redis_lib.Redis, lanes: Lanes) -> None:
         self.redis = redis
         self.lanes = lanes
-        self._keep = redis.register_script(scripts.source("message_dead_letter.lua", IDENTIFY_CODE=lanes.identify_code))
+        self._keep = scripts.MESSAGE_DEAD_LETTER.register(redis, IDENTIFY_CODE=lanes.identify_code)
 
     def keep(self, letter: dict, people: Counter[str] | None = None) -> list[tuple[str, str]] | None:
         """Store ``letter`` once; ``people``: the events per person it carried, no longer on their way.
 
         Returns the (person, head) of the lanes this woke, or None when the letter was kept already.
         """
-        ks = [keys.DEAD, keys.DEAD_INDEX, keys.COUNTERS, keys.INFLIGHT, keys.LEASES, keys.LANE_STATE]
-        args: list[Any] = [
-            letter["id"],
-            json.dumps(letter, separators=(",", ":")),
-            letter["dead_at"],
-            self.lanes.dispatch_ms,
-            keys.lane(""),
-        ]
-        for person, n in (people or Counter()).items():
-            args += [person, n]
-        flat = self._keep(keys=ks, args=args)
+        flat = self._keep(
+            keys={
+                "dead": keys.DEAD,
+                "dead_index": keys.DEAD_INDEX,
+                "counters": keys.COUNTERS,
+                "inflight": keys.INFLIGHT,
+                "leases": keys.LEASES,
+                "lane_state": keys.LANE_STATE,
+            },
+            args={
+                "letter": letter["id"],
+                "letter_json": json.dumps(letter, separators=(",", ":")),
+                "now": letter["dead_at"],
+                "dispatch_ms": self.lanes.dispatch_ms,
+                "lane_prefix": keys.lane(""),
+                "people": [x for person, n in (people or Counter()).items() for x in (person, n)],
+            },
+        )
         if flat is None:
             return None
         texts = [x.decode() if isinstance(x, bytes) else str(x) for x in cast(list, flat)]

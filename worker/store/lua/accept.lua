@@ -1,36 +1,39 @@
 -- Store one accepted request: its queue messages, its people's in-flight counts and the
 -- accepted counter, all or none.
--- KEYS: 1 inflight, 2 counters, then the queue key of each message
--- ARGV: 1 events accepted, 2 number of people n, then n (person, events) pairs, then the
---       messages, one for each queue key, in publishing order
 -- Returns the number of messages pushed.
 -- A script stops at its first error and keeps what it wrote before it, so every check comes
 -- before the first write; a Redis over maxmemory refuses that first write (noeviction), so
 -- then nothing is written either.
-local n = tonumber(ARGV[2])
-local first_message = 3 + 2 * n
+-- include: arguments.lua
+local inflight = KEYS[1]
+local counters = KEYS[2]
+local queues = slice(KEYS, 3, #KEYS)  -- the queue key of each message
+local accepted = ARGV[1]  -- events accepted
+local messages = slice(ARGV, 2, #queues + 1)  -- one for each queue key, in publishing order
+local people = slice(ARGV, #queues + 2, #ARGV)  -- (person, events) pairs
+
 local function refuse(key, expected)
   return redis.error_reply('WRONGTYPE accept: ' .. key .. ' is not a ' .. expected)
 end
-for i = 3, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'none' and kind ~= 'list' then return refuse(KEYS[i], 'list') end
+for _, queue in ipairs(queues) do
+  local kind = redis.call('TYPE', queue)['ok']
+  if kind ~= 'none' and kind ~= 'list' then return refuse(queue, 'list') end
 end
-for i = 1, 2 do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'none' and kind ~= 'hash' then return refuse(KEYS[i], 'hash') end
+for _, hash in ipairs({inflight, counters}) do
+  local kind = redis.call('TYPE', hash)['ok']
+  if kind ~= 'none' and kind ~= 'hash' then return refuse(hash, 'hash') end
 end
-for i = 3, first_message - 1, 2 do
-  local held = redis.call('HGET', KEYS[1], ARGV[i])
-  if held and not tonumber(held) then return refuse(KEYS[1] .. ' ' .. ARGV[i], 'number') end
+for i = 1, #people, 2 do
+  local held = redis.call('HGET', inflight, people[i])
+  if held and not tonumber(held) then return refuse(inflight .. ' ' .. people[i], 'number') end
 end
-local accepted = redis.call('HGET', KEYS[2], 'accepted')
-if accepted and not tonumber(accepted) then return refuse(KEYS[2] .. ' accepted', 'number') end
-for i = 3, #KEYS do
-  redis.call('LPUSH', KEYS[i], ARGV[first_message + i - 3])
+local before = redis.call('HGET', counters, 'accepted')
+if before and not tonumber(before) then return refuse(counters .. ' accepted', 'number') end
+for i, queue in ipairs(queues) do
+  redis.call('LPUSH', queue, messages[i])
 end
-for i = 3, first_message - 1, 2 do
-  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+for i = 1, #people, 2 do
+  redis.call('HINCRBY', inflight, people[i], people[i + 1])
 end
-redis.call('HINCRBY', KEYS[2], 'accepted', ARGV[1])
-return #KEYS - 2
+redis.call('HINCRBY', counters, 'accepted', accepted)
+return #queues

@@ -1,19 +1,25 @@
 -- Take values out of a contact's or company's held attribute values; the last one out takes
 -- its unknown_attribute dead letter with it, so no letter is ever left holding nothing.
--- KEYS: 1 held values (hash name -> JSON), 2 dead letters, 3 dead-letter index, 4 held letters set
--- ARGV: 1 the letter's id, then pairs: an attribute name, the JSON value it must still hold
---       ("" for any value: it was written since, so the held one must never follow)
 -- Returns how many values were taken out.
+-- include: arguments.lua
+local held = KEYS[1]  -- held values (hash name -> JSON)
+local dead = KEYS[2]  -- dead letters
+local dead_index = KEYS[3]
+local letters = KEYS[4]  -- the held-values letters (a set)
+local letter = ARGV[1]  -- the letter's id
+local values = slice(ARGV, 2, #ARGV)  -- pairs: an attribute name, the JSON value it must still
+-- hold ("" for any value: it was written since, so the held one must never follow)
+
 local removed = 0
-for i = 2, #ARGV, 2 do
-  local name, expected = ARGV[i], ARGV[i + 1]
-  if expected == '' or redis.call('HGET', KEYS[1], name) == expected then
-    removed = removed + redis.call('HDEL', KEYS[1], name)
+for i = 1, #values, 2 do
+  local name, expected = values[i], values[i + 1]
+  if expected == '' or redis.call('HGET', held, name) == expected then
+    removed = removed + redis.call('HDEL', held, name)
   end
 end
-if removed > 0 and redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('SREM', KEYS[4], ARGV[1])
+if removed > 0 and redis.call('EXISTS', held) == 0 then
+  redis.call('HDEL', dead, letter)
+  redis.call('ZREM', dead_index, letter)
+  redis.call('SREM', letters, letter)
 end
 return removed

@@ -1,6 +1,11 @@
 -- Reserve the next call's slot.
--- KEYS: 1 budget hash, 2 counters
--- ARGV: 1 default limit, 2 share, 3 window ms, 4 max wait ms
 -- Returns reserve()'s reply (budget_reserve.lua).
 -- include: budget_reserve.lua
-return reserve(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+local budget = KEYS[1]  -- the rate budget hash
+local counters = KEYS[2]
+local default_limit = ARGV[1]
+local share = ARGV[2]
+local window_ms = ARGV[3]
+local max_wait_ms = ARGV[4]
+
+return reserve(budget, counters, default_limit, share, window_ms, max_wait_ms)

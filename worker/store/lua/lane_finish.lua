@@ -1,11 +1,4 @@
 -- Close the head of a lane as delivered or dead-lettered, and hand the lane on.
--- KEYS: 1 lane, 2 leases, 3 lane state, 4 inflight, 5 deliveries, 6 counters,
---       7 lane identifies, 8 parked (the person's list), 9 parked index, 10 attempts,
---       11 dead letters, 12 dead-letter index[, 13 rate budget]
--- ARGV: 1 person, 2 delivery id, 3 outcome, 4 now ms, 5 dispatch ms, 6 dead letter JSON
---       ('' when delivered), 7 task token ('' to claim nothing), 8 lease ms
---       [, 9..12 budget_reserve.lua's reserve() arguments: default limit, share, window ms,
---       max wait ms]
 -- Returns {'stale'}; without a token {'ok', next head or false}; with a token the next
 -- head is claimed for it at once: {'ok', head, record, attempts, identifies}, and with a
 -- budget key also the reply of reserving the head's first call.
@@ -13,25 +6,50 @@
 -- include: lane_functions.lua
 -- include: lane_take.lua
 -- include: budget_reserve.lua
-local person, id, outcome, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-if not redis.call('ZSCORE', KEYS[1], id) then return {'stale'} end
-redis.call('ZREM', KEYS[1], id)
-redis.call('HDEL', KEYS[5], id)
-redis.call('HINCRBY', KEYS[6], outcome, 1)
-drop_attempts(KEYS[10], KEYS[6], id)
+local lane = KEYS[1]
+local leases = KEYS[2]
+local lane_state = KEYS[3]
+local inflight = KEYS[4]
+local deliveries = KEYS[5]
+local counters = KEYS[6]
+local lane_identifies = KEYS[7]
+local parked = KEYS[8]  -- the person's parked list
+local parked_index = KEYS[9]
+local attempts = KEYS[10]
+local dead = KEYS[11]  -- dead letters
+local dead_index = KEYS[12]
+local budget = KEYS[13]  -- the rate budget, or nil: reserve nothing
+local person = ARGV[1]
+local delivery = ARGV[2]  -- the head's delivery id
+local outcome = ARGV[3]  -- delivered or dead_lettered
+local now = tonumber(ARGV[4])  -- ms
+local dispatch_ms = tonumber(ARGV[5])
+local dead_letter = ARGV[6]  -- its JSON, '' when delivered
+local token = ARGV[7]  -- '' to claim nothing
+local lease_ms = tonumber(ARGV[8])
+local default_limit = ARGV[9]  -- with a budget: budget_reserve.lua's reserve() arguments
+local share = ARGV[10]
+local window_ms = ARGV[11]
+local max_wait_ms = ARGV[12]
+
+if not redis.call('ZSCORE', lane, delivery) then return {'stale'} end
+redis.call('ZREM', lane, delivery)
+redis.call('HDEL', deliveries, delivery)
+redis.call('HINCRBY', counters, outcome, 1)
+drop_attempts(attempts, counters, delivery)
 if outcome == 'dead_lettered' then
-  redis.call('HSET', KEYS[11], id, ARGV[6])
-  redis.call('ZADD', KEYS[12], now, id)
+  redis.call('HSET', dead, delivery, dead_letter)
+  redis.call('ZADD', dead_index, now, delivery)
 end
-if is_identify(id) then
-  decr_field(KEYS[7], person)
-  if outcome == 'delivered' then unpark(KEYS[1], KEYS[8], KEYS[9], KEYS[6], person) end
+if is_identify(delivery) then
+  decr_field(lane_identifies, person)
+  if outcome == 'delivered' then unpark(lane, parked, parked_index, counters, person) end
 end
-local head = next_head(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, now, tonumber(ARGV[5]))
-if head and ARGV[7] ~= '' then
-  local taken = take(KEYS[2], KEYS[3], KEYS[5], KEYS[10], KEYS[7], person, head, ARGV[7], now + tonumber(ARGV[8]))
-  if KEYS[13] then
-    return {'ok', head, taken[2], taken[3], taken[4], reserve(KEYS[13], KEYS[6], ARGV[9], ARGV[10], ARGV[11], ARGV[12])}
+local head = next_head(lane, leases, lane_state, inflight, person, now, dispatch_ms)
+if head and token ~= '' then
+  local taken = take(leases, lane_state, deliveries, attempts, lane_identifies, person, head, token, now + lease_ms)
+  if budget then
+    return {'ok', head, taken[2], taken[3], taken[4], reserve(budget, counters, default_limit, share, window_ms, max_wait_ms)}
   end
   return {'ok', head, taken[2], taken[3], taken[4]}
 end

@@ -1,29 +1,41 @@
 -- Append one accepted event's deliveries to its person's lane.
--- KEYS: 1 seen (the messageId's key), 2 lane, 3 deliveries, 4 leases, 5 lane state,
---       6 inflight, 7 counters, 8 lane identifies
--- ARGV: 1 seq, 2 person, 3 now ms, 4 dispatch ms, 5 seen TTL s, 6 identifies among the
---       deliveries, then (delivery id, record JSON) pairs
 -- Returns the head to send a task for when this woke the lane, else false.
 -- The same acceptance seen again (a redelivered ingest task) changes nothing; a messageId
 -- seen before counts as a duplicate.
 -- include: lane_functions.lua
-local seq, person, now, dispatch = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local seen = redis.call('GET', KEYS[1])
-if seen == seq then return false end  -- a redelivered ingest: this event is in already
-decr_field(KEYS[6], person)
-if seen then
-  redis.call('HINCRBY', KEYS[7], 'duplicate', 1)
-elseif #ARGV == 6 then
-  redis.call('SET', KEYS[1], seq, 'EX', ARGV[5])
-  redis.call('HINCRBY', KEYS[7], 'filtered', 1)
+-- include: arguments.lua
+local seen = KEYS[1]  -- the messageId's key
+local lane = KEYS[2]
+local deliveries = KEYS[3]
+local leases = KEYS[4]
+local lane_state = KEYS[5]
+local inflight = KEYS[6]
+local counters = KEYS[7]
+local lane_identifies = KEYS[8]
+local seq = ARGV[1]
+local person = ARGV[2]
+local now = tonumber(ARGV[3])  -- ms
+local dispatch_ms = tonumber(ARGV[4])
+local seen_ttl = ARGV[5]  -- seconds
+local identifies = tonumber(ARGV[6])  -- identifies among the deliveries
+local records = slice(ARGV, 7, #ARGV)  -- (delivery id, record JSON) pairs
+
+local before = redis.call('GET', seen)
+if before == seq then return false end  -- a redelivered ingest: this event is in already
+decr_field(inflight, person)
+if before then
+  redis.call('HINCRBY', counters, 'duplicate', 1)
+elseif #records == 0 then
+  redis.call('SET', seen, seq, 'EX', seen_ttl)
+  redis.call('HINCRBY', counters, 'filtered', 1)
 else
-  redis.call('SET', KEYS[1], seq, 'EX', ARGV[5])
-  redis.call('HINCRBY', KEYS[7], 'ingested', 1)
-  redis.call('HINCRBY', KEYS[7], 'deliveries', (#ARGV - 6) / 2)
-  for i = 7, #ARGV, 2 do
-    redis.call('ZADD', KEYS[2], seq, ARGV[i])
-    redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+  redis.call('SET', seen, seq, 'EX', seen_ttl)
+  redis.call('HINCRBY', counters, 'ingested', 1)
+  redis.call('HINCRBY', counters, 'deliveries', #records / 2)
+  for i = 1, #records, 2 do
+    redis.call('ZADD', lane, seq, records[i])
+    redis.call('HSET', deliveries, records[i], records[i + 1])
   end
-  if tonumber(ARGV[6]) > 0 then redis.call('HINCRBY', KEYS[8], person, ARGV[6]) end
+  if identifies > 0 then redis.call('HINCRBY', lane_identifies, person, identifies) end
 end
-return wake(KEYS[2], KEYS[4], KEYS[5], KEYS[6], person, now, dispatch)
+return wake(lane, leases, lane_state, inflight, person, now, dispatch_ms)

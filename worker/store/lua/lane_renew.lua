@@ -1,7 +1,11 @@
--- Renew a running task's lease on its lane.
--- KEYS: 1 leases, 2 lane state
--- ARGV: 1 person, 2 task token, 3 new deadline ms
+-- Renew a running task's lease on its lane (a deadline of 0 ends it).
 -- Returns 1, or 0 when the lane is no longer this task's.
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
-redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+local leases = KEYS[1]
+local lane_state = KEYS[2]
+local person = ARGV[1]
+local token = ARGV[2]  -- the task's
+local deadline = ARGV[3]  -- the new deadline, ms
+
+if redis.call('HGET', lane_state, person) ~= token then return 0 end
+redis.call('ZADD', leases, deadline, person)
 return 1

@@ -1,8 +1,16 @@
 -- Release a person's parked deliveries now; wake the lane if it was idle.
--- KEYS: 1 lane, 2 leases, 3 lane state, 4 inflight, 5 counters, 6 parked, 7 parked index
--- ARGV: 1 person, 2 now ms, 3 dispatch ms
 -- Returns the head to send when the lane woke, else false.
 -- include: lane_functions.lua
+local lane = KEYS[1]
+local leases = KEYS[2]
+local lane_state = KEYS[3]
+local inflight = KEYS[4]
+local counters = KEYS[5]
+local parked = KEYS[6]  -- the person's parked list
+local parked_index = KEYS[7]
 local person = ARGV[1]
-if unpark(KEYS[1], KEYS[6], KEYS[7], KEYS[5], person) == 0 then return false end
-return wake(KEYS[1], KEYS[2], KEYS[3], KEYS[4], person, tonumber(ARGV[2]), tonumber(ARGV[3]))
+local now = tonumber(ARGV[2])  -- ms
+local dispatch_ms = tonumber(ARGV[3])
+
+if unpark(lane, parked, parked_index, counters, person) == 0 then return false end
+return wake(lane, leases, lane_state, inflight, person, now, dispatch_ms)

@@ -1,23 +1,33 @@
 -- Keep a message no worker can read as a dead letter, once, and release the in-flight
 -- count of the people whose events it carried (when its body could be read that far).
--- KEYS: 1 dead letters, 2 dead-letter index, 3 counters, 4 inflight, 5 leases, 6 lane state
--- ARGV: 1 dead letter id, 2 its JSON, 3 now ms, 4 dispatch ms, 5 the lane keys' prefix,
---       then (person, events) pairs
 -- Returns false when that letter is kept already (the message came back after its worker
 -- died before acknowledging it: nothing is released twice), else a flat list
 -- person, head, ... of the lanes this woke.
 -- include: lane_functions.lua
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return false end
-local now, dispatch = tonumber(ARGV[3]), tonumber(ARGV[4])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-redis.call('HINCRBY', KEYS[3], 'unreadable', 1)
+-- include: arguments.lua
+local dead = KEYS[1]  -- dead letters
+local dead_index = KEYS[2]
+local counters = KEYS[3]
+local inflight = KEYS[4]
+local leases = KEYS[5]
+local lane_state = KEYS[6]
+local letter = ARGV[1]  -- the dead letter's id
+local letter_json = ARGV[2]
+local now = tonumber(ARGV[3])  -- ms
+local dispatch_ms = tonumber(ARGV[4])
+local lane_prefix = ARGV[5]  -- the lane keys' prefix
+local people = slice(ARGV, 6, #ARGV)  -- (person, events) pairs
+
+if redis.call('HSETNX', dead, letter, letter_json) == 0 then return false end
+redis.call('ZADD', dead_index, now, letter)
+redis.call('HINCRBY', counters, 'unreadable', 1)
 local woken = {}
-for i = 6, #ARGV, 2 do
-  local person = ARGV[i]
+for i = 1, #people, 2 do
+  local person, events = people[i], tonumber(people[i + 1])
   -- Events the door accepted that will never be ingested: out of the backlog (counters.py).
-  redis.call('HINCRBY', KEYS[3], 'unreadable_events', tonumber(ARGV[i + 1]))
-  if decr_field(KEYS[4], person, tonumber(ARGV[i + 1])) then
-    local head = wake(ARGV[5] .. person, KEYS[5], KEYS[6], KEYS[4], person, now, dispatch)
+  redis.call('HINCRBY', counters, 'unreadable_events', events)
+  if decr_field(inflight, person, events) then
+    local head = wake(lane_prefix .. person, leases, lane_state, inflight, person, now, dispatch_ms)
     if head then
       table.insert(woken, person)
       table.insert(woken, head)

@@ -42,7 +42,16 @@ from worker.settings import Settings
 from worker.store.connect import MasterConnection, celery_broker_url, is_sentinel, parse_sentinel
 from worker.task_names import INGEST_TASK, SWEEP_TASK
 
-__all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutCollector", "broker_config", "publisher_app"]
+__all__ = [
+    "INGEST_TASK",
+    "SENTINEL_TRANSPORT",
+    "SWEEP_TASK",
+    "TRANSPORT",
+    "ClosedChannelError",
+    "PutCollector",
+    "broker_config",
+    "publisher_app",
+]
 
 #: A message taken by a worker that died comes back after this long.  It must
 #: outlive the longest countdown and the longest task (worker/policy.py checks
@@ -51,8 +60,36 @@ __all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutC
 VISIBILITY_TIMEOUT_SECONDS = 600
 
 
+class ClosedChannelError(redis.ConnectionError):
+    """A command on a channel its transport has closed (the connection to Redis was lost).
+
+    A redis-py ``ConnectionError``, so one of kombu's connection errors: what
+    Celery expects of a lost connection (an acknowledgement is logged as not
+    made, a publish is retried on a new channel), not a crash.
+    """
+
+
 class Channel(kombu_redis.Channel):
     _sync_client: Any = None
+
+    # kombu's private method; the stubs of celery-types leave it out.
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """kombu's connection parameters, or ClosedChannelError once the channel is closed.
+
+        When the connection is lost, Celery's consumer closes its channel, and
+        kombu sets the channel's ``connection`` to None; a late acknowledgement
+        (a task that finished meanwhile: Celery runs its ack in the worker's
+        event loop) then asks the closed channel for a new pool, and kombu's
+        ``_connparams`` raised AttributeError on ``None.hostname``, which
+        Celery takes for an unrecoverable error: the worker exited.  As a
+        connection error, Celery logs the ack as not made; the message stays in
+        kombu's ``unacked`` hash (or was put back on the queue when the channel
+        closed) and is delivered again, where the delivery's claim or the
+        ingest's messageId makes the second run a no-op.
+        """
+        if self.connection is None:
+            raise ClosedChannelError("the broker channel is closed: its connection to Redis was lost")
+        return super()._connparams(asynchronous)  # type: ignore[misc]
 
     # kombu's Channel has _create_client; the stubs of celery-types leave its private methods out.
     def _create_client(self, asynchronous: bool = False) -> Any:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
-from worker.broker import INGEST_TASK, Channel, Transport, publisher_app, restore_stale_ingests
+import pytest
+
+from worker.broker import INGEST_TASK, Channel, ClosedChannelError, Transport, publisher_app, restore_stale_ingests
 from worker.celery_app import create_app
 from worker.settings import Settings
 
@@ -52,5 +55,77 @@ def test_an_ingest_message_taken_and_never_acknowledged_is_put_back_by_the_sweep
             assert redis.llen(queue) == 1
             assert '"task": "intercom.ingest"' in redis.lindex(queue, 0)
             # (Closing this channel cleanly restores the rest: kombu does that; a dead worker cannot.)
+    finally:
+        redis.delete(queue)
+
+
+# -- a lost connection: what runs late on the channel Celery closed ----------------------
+
+
+def taken_on_a_closed_channel(app: Any, connection: Any, queue: str, redis: Any, *, restore: bool) -> Any:
+    """A message a worker took, on a channel then closed as Celery's consumer closes it when Redis goes away.
+
+    ``restore``: the close put the unacknowledged message back on the queue
+    (Redis answered then); otherwise only the transport's teardown ran (Redis
+    was away: kombu could not restore it, and it stays in the ``unacked`` hash).
+    """
+    channel: Any = connection.channel()
+    message = channel.basic_get(queue, no_ack=False)
+    assert message is not None and redis.llen(queue) == 0
+    if restore:
+        channel.close()
+    else:
+        channel._disconnect_pools()  # kombu's close: the pools go first,
+        connection.transport.close_channel(channel)  # and the channel forgets its connection last
+    assert channel.connection is None
+    return message
+
+
+def test_a_late_ack_on_a_closed_channel_is_a_connection_error_and_the_message_comes_back(redis_url, redis):
+    app = publisher_app(Settings(redis_url=redis_url))
+    queue = f"test-closed-{uuid.uuid4().hex}"
+    try:
+        app.send_task(INGEST_TASK, args=[[]], queue=queue)
+        with app.connection_for_write() as connection:
+            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=False)
+            # kombu's own _connparams raised AttributeError ('NoneType' has no 'hostname'): the worker exited.
+            with pytest.raises(ClosedChannelError):
+                message.ack()
+            log = logging.getLogger("test")
+            message.ack_log_error(log, connection.connection_errors)  # as Celery's event loop acks: logged, not raised
+            # Not acknowledged, so not lost: the sweep puts the ingest back (a delivery comes back after the visibility timeout).
+            assert restore_stale_ingests(connection, older_than=0) == 1
+            assert redis.llen(queue) == 1
+    finally:
+        redis.delete(queue)
+
+
+def test_a_late_ack_after_the_close_restored_the_message_leaves_it_on_the_queue(redis_url, redis):
+    app = publisher_app(Settings(redis_url=redis_url))
+    queue = f"test-closed-{uuid.uuid4().hex}"
+    try:
+        app.send_task(INGEST_TASK, args=[[]], queue=queue)
+        with app.connection_for_write() as connection:
+            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=True)
+            assert redis.llen(queue) == 1  # kombu put it back when the channel closed
+            message.ack_log_error(logging.getLogger("test"), connection.connection_errors)
+            assert redis.llen(queue) == 1  # delivered again: the second run finds its work done
+    finally:
+        redis.delete(queue)
+
+
+def test_a_reject_or_a_publish_on_a_closed_channel_is_a_connection_error(redis_url, redis):
+    app = publisher_app(Settings(redis_url=redis_url))
+    queue = f"test-closed-{uuid.uuid4().hex}"
+    try:
+        app.send_task(INGEST_TASK, args=[[]], queue=queue)
+        with app.connection_for_write() as connection:
+            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=False)
+            with pytest.raises(ClosedChannelError):
+                message.reject(requeue=True)
+            message.reject_log_error(logging.getLogger("test"), connection.connection_errors, requeue=True)
+            with pytest.raises(ClosedChannelError):
+                message.channel._put(queue, {"body": "x"})
+            assert issubclass(ClosedChannelError, tuple(connection.connection_errors))
     finally:
         redis.delete(queue)

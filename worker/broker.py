@@ -74,20 +74,22 @@ class Channel(kombu_redis.Channel):
 
     # kombu's private method; the stubs of celery-types leave it out.
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
-        """kombu's connection parameters, or ClosedChannelError once the channel is closed.
+        """kombu's connection parameters, or ClosedChannelError once the channel or its transport is closed.
 
-        When the connection is lost, Celery's consumer closes its channel, and
-        kombu sets the channel's ``connection`` to None; a late acknowledgement
-        (a task that finished meanwhile: Celery runs its ack in the worker's
-        event loop) then asks the closed channel for a new pool, and kombu's
-        ``_connparams`` raised AttributeError on ``None.hostname``, which
-        Celery takes for an unrecoverable error: the worker exited.  As a
+        When the connection is lost, Celery's consumer closes its connection:
+        kombu sets each channel's ``connection`` to None, or, when closing a
+        channel failed for want of Redis, the transport's ``client``.  A late
+        acknowledgement (a task that finished meanwhile: Celery runs its ack in
+        the worker's event loop) then asks the closed channel for a new pool,
+        and kombu's ``_connparams`` raised AttributeError on ``None.hostname``,
+        which Celery takes for an unrecoverable error: the worker exited.  As a
         connection error, Celery logs the ack as not made; the message stays in
         kombu's ``unacked`` hash (or was put back on the queue when the channel
         closed) and is delivered again, where the delivery's claim or the
         ingest's messageId makes the second run a no-op.
         """
-        if self.connection is None:
+        transport = self.connection
+        if transport is None or transport.client is None:
             raise ClosedChannelError("the broker channel is closed: its connection to Redis was lost")
         return super()._connparams(asynchronous)  # type: ignore[misc]
 

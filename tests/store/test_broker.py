@@ -62,40 +62,46 @@ def test_an_ingest_message_taken_and_never_acknowledged_is_put_back_by_the_sweep
 # -- a lost connection: what runs late on the channel Celery closed ----------------------
 
 
-def taken_on_a_closed_channel(app: Any, connection: Any, queue: str, redis: Any, *, restore: bool) -> Any:
-    """A message a worker took, on a channel then closed as Celery's consumer closes it when Redis goes away.
+def taken_on_a_closed_channel(connection: Any, queue: str, redis: Any, teardown: str) -> Any:
+    """A message a worker took, on a channel then torn down as Celery's consumer does when Redis goes away.
 
-    ``restore``: the close put the unacknowledged message back on the queue
-    (Redis answered then); otherwise only the transport's teardown ran (Redis
-    was away: kombu could not restore it, and it stays in the ``unacked`` hash).
+    ``teardown``: "closed", the channel closed while Redis answered (kombu put
+    the unacknowledged message back on the queue); "forgotten", Redis away, so
+    only the transport's part ran (the pools dropped, the channel's connection
+    None) and the message stays in the ``unacked`` hash; "transport", closing
+    the channel failed and the connection's transport was let go (its client None).
     """
     channel: Any = connection.channel()
     message = channel.basic_get(queue, no_ack=False)
     assert message is not None and redis.llen(queue) == 0
-    if restore:
+    if teardown == "closed":
         channel.close()
     else:
-        channel._disconnect_pools()  # kombu's close: the pools go first,
-        connection.transport.close_channel(channel)  # and the channel forgets its connection last
-    assert channel.connection is None
+        channel._disconnect_pools()  # kombu's close: the pools go first
+        if teardown == "forgotten":
+            connection.transport.close_channel(channel)  # and the channel forgets its connection last
+        else:
+            connection._do_close_transport()  # kombu's Connection.collect, last: the transport forgets its client
     return message
 
 
-def test_a_late_ack_on_a_closed_channel_is_a_connection_error_and_the_message_comes_back(redis_url, redis):
+@pytest.mark.parametrize("teardown", ["forgotten", "transport"])
+def test_a_late_ack_on_a_closed_channel_is_a_connection_error_and_the_message_comes_back(redis_url, redis, teardown):
     app = publisher_app(Settings(redis_url=redis_url))
     queue = f"test-closed-{uuid.uuid4().hex}"
     try:
         app.send_task(INGEST_TASK, args=[[]], queue=queue)
         with app.connection_for_write() as connection:
-            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=False)
+            errors = connection.connection_errors
+            message = taken_on_a_closed_channel(connection, queue, redis, teardown)
             # kombu's own _connparams raised AttributeError ('NoneType' has no 'hostname'): the worker exited.
             with pytest.raises(ClosedChannelError):
                 message.ack()
-            log = logging.getLogger("test")
-            message.ack_log_error(log, connection.connection_errors)  # as Celery's event loop acks: logged, not raised
-            # Not acknowledged, so not lost: the sweep puts the ingest back (a delivery comes back after the visibility timeout).
+            message.ack_log_error(logging.getLogger("test"), errors)  # as Celery's event loop acks: logged, not raised
+        # Not acknowledged, so not lost: the sweep puts the ingest back (a delivery comes back after the visibility timeout).
+        with app.connection_for_write() as connection:
             assert restore_stale_ingests(connection, older_than=0) == 1
-            assert redis.llen(queue) == 1
+        assert redis.llen(queue) == 1
     finally:
         redis.delete(queue)
 
@@ -106,7 +112,7 @@ def test_a_late_ack_after_the_close_restored_the_message_leaves_it_on_the_queue(
     try:
         app.send_task(INGEST_TASK, args=[[]], queue=queue)
         with app.connection_for_write() as connection:
-            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=True)
+            message = taken_on_a_closed_channel(connection, queue, redis, "closed")
             assert redis.llen(queue) == 1  # kombu put it back when the channel closed
             message.ack_log_error(logging.getLogger("test"), connection.connection_errors)
             assert redis.llen(queue) == 1  # delivered again: the second run finds its work done
@@ -120,7 +126,7 @@ def test_a_reject_or_a_publish_on_a_closed_channel_is_a_connection_error(redis_u
     try:
         app.send_task(INGEST_TASK, args=[[]], queue=queue)
         with app.connection_for_write() as connection:
-            message = taken_on_a_closed_channel(app, connection, queue, redis, restore=False)
+            message = taken_on_a_closed_channel(connection, queue, redis, "forgotten")
             with pytest.raises(ClosedChannelError):
                 message.reject(requeue=True)
             message.reject_log_error(logging.getLogger("test"), connection.connection_errors, requeue=True)

@@ -7,8 +7,9 @@ Usage::
 
 Two clients send Segment batches (an identify and two tracks per person) to
 the door (``intercom-relay serve``) over HTTP, each batch until it is
-answered 200, as Segment's clients do; two workers and beat deliver them to
-the fake Intercom (a subprocess, 50 ms per call).  Everything runs on
+answered 200, as Segment's clients do; two workers (the Procfile's command:
+threads pool, gossip, mingle, heartbeats) and beat deliver them to the fake
+Intercom (a subprocess, 50 ms per call).  Everything runs on
 loopback and is stopped by pid at the end.  Two phases, each on a Redis of
 its own:
 
@@ -151,7 +152,10 @@ class Phase:
 
     def start(self) -> None:
         self.fleet = Fleet(self.env, self.logs)
-        self.processes = {"w1": self.fleet.worker("w1", concurrency=8), "w2": self.fleet.worker("w2", concurrency=8)}
+        # The workers as the Procfile runs them: with gossip, mingle and heartbeats (the tests turn the first two off).
+        self.processes = {
+            name: self.fleet._start(name, ["worker", "--loglevel", "INFO", "-E", "-n", f"{name}@%h"]) for name in ("w1", "w2")
+        }
         self.processes["beat"] = self.fleet.beat()
         self.door = Door(self.env, self.logs / "door.log")
         self.door.start()
@@ -381,6 +385,7 @@ def main() -> int:
         delivered = check_deliveries(fake, phases)
     finally:
         watcher.stopping.set()
+        watcher.join(timeout=10)
         fake.stop()
 
     alive = all(all(r["processes_alive_at_end"].values()) for r in results)

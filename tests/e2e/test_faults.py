@@ -205,7 +205,6 @@ def test_every_event_answered_200_is_delivered_once_through_redis_server_and_wor
     print(f"  worker SIGKILLed while {len(held)} lanes were held: those people delivered again after {resumed_after:.1f} s")
     print(f"  backlog empty {drained_after:.1f} s after the worker's death")
     assert not any(seen["200"] for name, seen in during.items() if name.startswith("redis")), "a 200 while Redis could not store"
-    assert resumed_after <= 20, f"the killed worker's people waited {resumed_after:.1f} s"
 
 
 def events_flow(answers: list[tuple[float, float, str]], batches: int = 4) -> None:

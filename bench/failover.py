@@ -70,8 +70,8 @@ PERSONS_PER_CLIENT = 20_000
 def person_events(name: str, n: int) -> list[dict]:
     """An identify and two tracks, a second apart (Intercom takes two events of one name at one second for one)."""
     start = datetime(2026, 11, 1, 10, tzinfo=UTC) + timedelta(minutes=n)
-    identify = {"type": "identify", "userId": name, "messageId": f"{name}-i", "timestamp": start.isoformat()}
-    identify["traits"] = {"email": f"{name}@example.com"}
+    traits = {"email": f"{name}@example.com"}
+    identify = {"type": "identify", "userId": name, "messageId": f"{name}-i", "timestamp": start.isoformat(), "traits": traits}
     tracks = [
         {"type": "track", "userId": name, "messageId": f"{name}-t{k}", "timestamp": (start + timedelta(seconds=k + 1)).isoformat()}
         | {"event": "Failed Over"}

@@ -165,7 +165,7 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
 
     # As kombu's own, with the Sentinels taken from the transport option.
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
-        params = self._connparams(asynchronous)  # type: ignore[attr-defined]  # private to kombu, not in its stubs
+        params = self._connparams(asynchronous)  # our Channel declares kombu's private _connparams
         params.pop("host", None)
         params.pop("port", None)
         addresses = [(host, port) for host, port in self.sentinels]

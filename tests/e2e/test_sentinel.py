@@ -219,10 +219,11 @@ def wait_for_delivery(fake, people: list[str], url: str, fleet: Fleet, timeout: 
     acknowledgement was lost comes back, but finds its delivery done.)
     """
     deadline = time.monotonic() + timeout
+    counters = Counters(connect(url, decode_responses=True, socket_timeout=5))
     while True:
         tracked = deliveries(fake)
         missing = [p for p in people if not tracked[p]]
-        counts = Counters(connect(url, decode_responses=True, socket_timeout=5)).snapshot()
+        counts = counters.snapshot()
         if not missing and counts["backlog"] == 0:
             return deliveries(fake)
         if time.monotonic() > deadline:

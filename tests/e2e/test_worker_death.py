@@ -26,6 +26,7 @@ from tests.processes import wait_until
 from worker.liveness import SILENCE_SECONDS
 from worker.store import keys
 from worker.store.counters import Counters
+from worker.task_names import INGEST_TASK, SWEEP_TASK
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ def holdings(redis, worker: str) -> tuple[set[str], set[str]]:
         raw = redis.hget("unacked", tag)
         if raw:
             message = json.loads(raw)[0]
-            if message["headers"]["task"] != "intercom.ingest":
+            if message["headers"]["task"] not in (INGEST_TASK, SWEEP_TASK):  # a delivery: (person, delivery)
                 args = json.loads(base64.b64decode(message["body"]))[0]
                 held.add(args[0])
     return running, held

@@ -230,9 +230,22 @@ def broker_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: A broker connection whose Redis does not answer for this long is taken for lost.  kombu's
+#: default is to wait forever: a worker whose consumer sent a command to a master that then
+#: hung (or vanished without closing the connection) stopped taking messages for good, while
+#: its liveness thread, on another client, kept telling the sweep it was alive.  As a timeout
+#: (one of kombu's connection errors) Celery reconnects, asking the Sentinels again.  Far
+#: above any command's time (the consumer's BRPOP waits 1 s).
+BROKER_SOCKET_TIMEOUT = 10.0
+
+
 def _transport_options(redis_url: str) -> dict[str, Any]:
-    """The visibility timeout; for a Sentinel group, the master's name and how to ask the Sentinels (a timeout, their password)."""
-    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    """The visibility timeout and socket timeouts; for a Sentinel group, the master's name and how to ask the Sentinels."""
+    options: dict[str, Any] = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    }
     if is_sentinel(redis_url):
         group = parse_sentinel(redis_url)
         options["master_name"] = group.master

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 import uuid
 from typing import Any
 
 import pytest
+from kombu.exceptions import OperationalError
 
 from worker.broker import INGEST_TASK, Channel, ClosedChannelError, Transport, publisher_app, restore_stale_ingests
 from worker.celery_app import create_app
@@ -135,3 +137,14 @@ def test_a_reject_or_a_publish_on_a_closed_channel_is_a_connection_error(redis_u
             assert issubclass(ClosedChannelError, tuple(connection.connection_errors))
     finally:
         redis.delete(queue)
+
+
+def test_a_broker_that_does_not_answer_is_a_connection_error_not_a_wait_forever(monkeypatch):
+    """A Redis that accepts the connection and never answers (hung, or gone without a FIN): the publish gives up."""
+    monkeypatch.setattr("worker.broker.BROKER_SOCKET_TIMEOUT", 0.3)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never reads or answers
+        app = publisher_app(Settings(redis_url=f"redis://127.0.0.1:{silent.getsockname()[1]}/0"))
+        with app.connection_for_write() as connection:
+            # kombu's OperationalError wraps the timeout once its connection gives up: the door answers 503.
+            with pytest.raises((OperationalError, *connection.connection_errors)):
+                app.send_task(INGEST_TASK, args=[[]], retry=False, connection=connection)

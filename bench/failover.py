@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.exceptions import RedisError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -149,6 +150,7 @@ class Phase:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     door: Door | None = None
     fleet: Fleet | None = None
+    aborted: str | None = None  # why the faults stopped early, if they did
 
     def start(self) -> None:
         self.fleet = Fleet(self.env, self.logs)
@@ -166,7 +168,8 @@ class Phase:
             stream.start()
 
     def first_sent(self) -> dict[str, float]:
-        return {person: when for stream in self.streams for person, when in stream.first_sent.items()}
+        # A copy of each client's dict (dict() copies atomically under the GIL; iterating it would not).
+        return {person: when for stream in self.streams for person, when in dict(stream.first_sent).items()}
 
     def flowing(self, answers: int = 4) -> None:
         """Wait until ``answers`` more batches were answered 200."""
@@ -194,21 +197,30 @@ class Phase:
 
     def finish(self, timeout: float) -> dict:
         """Stop the clients, wait for the backlog to empty, and stop every process; the phase's figures."""
-        for stream in self.streams:
-            stream.stop()
-        client = connect(self.url, decode_responses=True, socket_timeout=5)
-        counts = wait_until(lambda: _empty(client), timeout, f"{self.name}: the backlog to empty", fail=False)
-        alive = {name: p.poll() is None for name, p in self.processes.items()}
-        if self.door is not None:
-            stop(self.door.process)
-        if self.fleet is not None:
-            self.fleet.stop()
-        return {"counts": counts or Counters(client).snapshot(), "alive": alive, "drained": counts is not None}
+        try:
+            for stream in self.streams:
+                stream.stop()
+            client = connect(self.url, decode_responses=True, socket_timeout=5)
+            counts = wait_until(lambda: _empty(client), timeout, f"{self.name}: the backlog to empty", fail=False)
+            alive = {name: p.poll() is None for name, p in self.processes.items()}
+            return {"counts": counts or _counts(client) or {}, "alive": alive, "drained": counts is not None}
+        finally:
+            if self.door is not None:
+                stop(self.door.process)
+            if self.fleet is not None:
+                self.fleet.stop()
+
+
+def _counts(client: Any) -> dict | None:
+    try:
+        return Counters(client).snapshot()
+    except RedisError:
+        return None
 
 
 def _empty(client: Any) -> dict | None:
-    counts = Counters(client).snapshot()
-    return counts if counts["backlog"] == 0 else None
+    counts = _counts(client)
+    return counts if counts and counts["backlog"] == 0 else None
 
 
 def refusals(answers: list[tuple[float, float, str]]) -> tuple[Counter, float]:
@@ -329,6 +341,7 @@ def summary(phase: Phase, end: dict) -> dict:
         "refused": dict(kinds),
         "refused_seconds": round(refused_s, 1),
         "backlog_drained": end["drained"],
+        "aborted": phase.aborted,
         "counts": {k: end["counts"].get(k) for k in ("accepted", "delivered", "duplicate", "dead_lettered", "backlog")},
     }
 
@@ -366,6 +379,9 @@ def main() -> int:
                 phase.start()
                 try:
                     sentinel_faults(phase, group, args.kills, args.failovers, args.restart_delay)
+                except AssertionError as exc:  # a wait that timed out: the figures so far are still reported
+                    print(f"  sentinel phase stopped: {exc}", flush=True)
+                    phase.aborted = str(exc)
                 finally:
                     results.append(summary(phase, phase.finish(args.drain_timeout)))
             finally:
@@ -384,6 +400,9 @@ def main() -> int:
                 phase.start()
                 try:
                     standalone_faults(phase, server, args.restarts, args.down)
+                except AssertionError as exc:
+                    print(f"  standalone phase stopped: {exc}", flush=True)
+                    phase.aborted = str(exc)
                 finally:
                     results.append(summary(phase, phase.finish(args.drain_timeout)))
             finally:
@@ -408,7 +427,8 @@ def main() -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"written to {args.out}; logs in {work}")
-    ok = alive and delivered["lost"] == 0 and delivered["duplicated"] == 0 and all(r["backlog_drained"] for r in results)
+    complete = all(r["backlog_drained"] and not r["aborted"] for r in results)
+    ok = alive and complete and delivered["lost"] == 0 and delivered["duplicated"] == 0
     return 0 if ok else 1
 
 
@@ -422,6 +442,7 @@ def print_report(report: dict) -> None:
         print(
             f"  {r['phase']}: {r['requests']} requests, refused {r['refused']} over {r['refused_seconds']} s"
             f"{'; DEAD: ' + ', '.join(dead) if dead else ''}{'' if r['backlog_drained'] else '; BACKLOG NOT DRAINED'}"
+            f"{'; STOPPED EARLY: ' + r['aborted'] if r['aborted'] else ''}"
         )
         for kind, f in r["faults"].items():
             p50 = "-" if f["resumed_p50_s"] is None else f"{f['resumed_p50_s']:.1f}"

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from kombu.exceptions import OperationalError
 
 from worker.broker import INGEST_TASK, Channel, ClosedChannelError, Transport, publisher_app, restore_stale_ingests
@@ -148,3 +149,23 @@ def test_a_broker_that_does_not_answer_is_a_connection_error_not_a_wait_forever(
             # kombu's OperationalError wraps the timeout once its connection gives up: the door answers 503.
             with pytest.raises((OperationalError, *connection.connection_errors)):
                 app.send_task(INGEST_TASK, args=[[]], retry=False, connection=connection)
+
+
+def test_a_channel_closed_while_redis_is_away_lets_go_of_its_connections(redis_url, monkeypatch):
+    app = publisher_app(Settings(redis_url=redis_url))
+    with app.connection_for_write() as connection:
+        channel: Any = connection.channel()
+        channel._create_client().ping()  # a connection in the pool of publishes and acks
+        channel.client.ping()  # and one in the consumer's pool
+        pools = [channel._pool, channel._async_pool]
+        opened = [c for pool in pools for c in [*pool._available_connections, *pool._in_use_connections]]
+        assert opened and all(c._sock is not None for c in opened)
+
+        def away() -> None:
+            raise redis_lib.ConnectionError("Connection closed by server.")
+
+        monkeypatch.setattr(channel, "_brpop_read", away)  # the BRPOP in flight when Redis went away
+        channel._in_poll = True
+        with pytest.raises(redis_lib.ConnectionError):
+            channel.close()  # kombu's close raises here, before it disconnects its pools
+        assert all(c._sock is None for c in opened), "a closed channel kept a connection to Redis open"

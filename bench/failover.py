@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -203,12 +204,21 @@ class Phase:
             client = connect(self.url, decode_responses=True, socket_timeout=5)
             counts = wait_until(lambda: _empty(client), timeout, f"{self.name}: the backlog to empty", fail=False)
             alive = {name: p.poll() is None for name, p in self.processes.items()}
-            return {"counts": counts or _counts(client) or {}, "alive": alive, "drained": counts is not None}
+            descriptors = {name: _descriptors(p.pid) for name, p in self.processes.items() if alive[name]}
+            return {"counts": counts or _counts(client) or {}, "alive": alive, "drained": counts is not None, "descriptors": descriptors}
         finally:
             if self.door is not None:
                 stop(self.door.process)
             if self.fleet is not None:
                 self.fleet.stop()
+
+
+def _descriptors(pid: int) -> int | None:
+    """How many files (sockets included) a process holds open: a leak per reconnect shows here."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
 
 def _counts(client: Any) -> dict | None:
@@ -340,6 +350,7 @@ def summary(phase: Phase, end: dict) -> dict:
         "requests": len(phase.answers),
         "refused": dict(kinds),
         "refused_seconds": round(refused_s, 1),
+        "open_descriptors_at_end": end["descriptors"],
         "backlog_drained": end["drained"],
         "aborted": phase.aborted,
         "counts": {k: end["counts"].get(k) for k in ("accepted", "delivered", "duplicate", "dead_lettered", "backlog")},
@@ -416,7 +427,7 @@ def main() -> int:
     alive = all(all(r["processes_alive_at_end"].values()) for r in results)
     report = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": __import__("os").cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
         "args": vars(args) | {"out": None},
         "seconds": round(time.monotonic() - started),
         "all_processes_alive": alive,
@@ -443,6 +454,7 @@ def print_report(report: dict) -> None:
             f"  {r['phase']}: {r['requests']} requests, refused {r['refused']} over {r['refused_seconds']} s"
             f"{'; DEAD: ' + ', '.join(dead) if dead else ''}{'' if r['backlog_drained'] else '; BACKLOG NOT DRAINED'}"
             f"{'; STOPPED EARLY: ' + r['aborted'] if r['aborted'] else ''}"
+            f"; open descriptors at the end {r['open_descriptors_at_end']}"
         )
         for kind, f in r["faults"].items():
             p50 = "-" if f["resumed_p50_s"] is None else f"{f['resumed_p50_s']:.1f}"

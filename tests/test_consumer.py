@@ -1,8 +1,11 @@
-"""The worker's consumer tells Flower that an unreadable message's task failed, naming its dead letter."""
+"""The worker's consumer tells Flower that an unreadable message's task failed, naming its dead letter,
+and outlives a broker that goes away while it wakes the lanes of the message's people."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from kombu.exceptions import OperationalError
 
 from worker.consumer import Consumer
 
@@ -36,3 +39,23 @@ def test_a_message_without_a_task_id_or_a_worker_without_events_sends_nothing() 
     consumer_with(dispatcher)._tell_flower({"task": "x"}, {"id": "message:t", "reason": "r"})
     assert dispatcher.sent == []
     consumer_with(None)._tell_flower({"id": "t-1"}, {"id": "message:t", "reason": "r"})  # events off: nothing to call
+
+
+class AwayBroker:
+    """A Celery app whose publishes give up, as kombu's do once Redis stayed away through their retries."""
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    def send_task(self, *args: Any, **kwargs: Any) -> None:
+        self.tries += 1
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+
+def test_lanes_woken_while_the_broker_is_away_are_left_to_the_sweep_not_raised_into_the_event_loop() -> None:
+    consumer = consumer_with(None)
+    app = AwayBroker()
+    consumer.app = app  # type: ignore[assignment]  # only send_task is used
+    consumer.connection_errors = ()
+    consumer._wake([("ann", "1:0I"), ("bob", "2:0I")])  # OperationalError is fatal in Celery's event loop: not raised
+    assert app.tries == 1

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
+import redis as redis_lib
 from kombu import Connection
 
 from worker import liveness
@@ -147,3 +149,40 @@ def test_ending_a_workers_leases_finds_a_lane_however_recently_claimed(redis):
     assert leases.end_all_of("w1") == 1250
     assert redis.zcount(keys.LEASES, 0, 0) == 1250
     assert leases.end_all_of("w") == 0  # a worker id is matched whole, never as a prefix of another
+
+
+def flaky_pipes(monkeypatch, qos, failures: int) -> None:
+    """The QoS's next ``failures`` pipes fail as when Redis goes away between the BRPOP and the record."""
+    real, left = qos.pipe_or_acquire, [failures]
+
+    @contextmanager
+    def pipe_or_acquire(pipe=None, client=None):
+        with real(pipe, client) as p:
+            if left[0]:
+                left[0] -= 1
+                raise redis_lib.ConnectionError("Connection closed by server.")
+            yield p
+
+    monkeypatch.setattr(qos, "pipe_or_acquire", pipe_or_acquire)
+
+
+def test_a_message_taken_as_redis_goes_away_is_recorded_once_it_answers_not_lost(redis, connection, monkeypatch):
+    queue = connection.SimpleQueue("liveness-away")
+    queue.put({"n": 1})
+    flaky_pipes(monkeypatch, queue.channel.qos, failures=2)
+    message = queue.get(timeout=5)  # off the queue; kombu's append raised here and the message was gone
+    assert redis.hexists("unacked", message.delivery_tag)
+    assert redis.smembers(keys.held(liveness.worker_id())) == {message.delivery_tag}
+    message.ack()
+    queue.close()
+
+
+def test_a_message_that_cannot_be_recorded_in_time_is_said_lost(redis, connection, monkeypatch, caplog):
+    monkeypatch.setattr(liveness, "APPEND_PATIENCE_SECONDS", 0.0)
+    queue = connection.SimpleQueue("liveness-away")
+    queue.put({"n": 1})
+    flaky_pipes(monkeypatch, queue.channel.qos, failures=100)
+    with pytest.raises(redis_lib.ConnectionError):
+        queue.get(timeout=5)
+    assert "NOT recorded" in caplog.text
+    queue.close()

@@ -43,11 +43,67 @@ from worker.store.connect import MasterConnection, celery_broker_url, is_sentine
 from worker.task_names import INGEST_TASK, SWEEP_TASK
 from worker.timers import VISIBILITY_TIMEOUT_SECONDS
 
-__all__ = ["INGEST_TASK", "SENTINEL_TRANSPORT", "SWEEP_TASK", "TRANSPORT", "PutCollector", "broker_config", "publisher_app"]
+__all__ = [
+    "INGEST_TASK",
+    "SENTINEL_TRANSPORT",
+    "SWEEP_TASK",
+    "TRANSPORT",
+    "ClosedChannelError",
+    "PutCollector",
+    "broker_config",
+    "publisher_app",
+]
+
+
+class ClosedChannelError(redis.ConnectionError):
+    """A command on a channel its transport has closed (the connection to Redis was lost).
+
+    A redis-py ``ConnectionError``, so one of kombu's connection errors: what
+    Celery expects of a lost connection (an acknowledgement is logged as not
+    made, a publish is retried on a new channel), not a crash.
+    """
 
 
 class Channel(kombu_redis.Channel):
     _sync_client: Any = None
+
+    # kombu's private method; the stubs of celery-types leave it out.
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """kombu's connection parameters, or ClosedChannelError once the channel or its transport is closed.
+
+        When the connection is lost, Celery's consumer closes its connection:
+        kombu sets each channel's ``connection`` to None, or, when closing a
+        channel failed for want of Redis, the transport's ``client``.  A late
+        acknowledgement (a task that finished meanwhile: Celery runs its ack in
+        the worker's event loop) then asks the closed channel for a new pool,
+        and kombu's ``_connparams`` raised AttributeError on ``None.hostname``,
+        which Celery takes for an unrecoverable error: the worker exited.  As a
+        connection error, Celery logs the ack as not made; the message stays in
+        kombu's ``unacked`` hash (or was put back on the queue when the channel
+        closed) and is delivered again, where the delivery's claim or the
+        ingest's messageId makes the second run a no-op.
+        """
+        transport = self.connection
+        if transport is None or transport.client is None:
+            raise ClosedChannelError("the broker channel is closed: its connection to Redis was lost")
+        return super()._connparams(asynchronous)  # type: ignore[misc]
+
+    def close(self) -> None:
+        """kombu's close, and the channel's connections let go of even when that close fails.
+
+        kombu's close stops at the first command Redis does not answer (reading
+        the BRPOP in flight, deleting the remote-control queue) before it
+        disconnects the channel's pools: while Redis was away each of the
+        consumer's many reconnects left its connections open (CLOSE-WAIT to the
+        dead server and, on Sentinel, ESTABLISHED to the Sentinels), about 150
+        descriptors per failover in the soak, which ends in "Too many open
+        files", a worker Celery stops.
+        """
+        try:
+            super().close()
+        finally:
+            self._disconnect_pools()  # type: ignore[attr-defined]  # kombu's; the stubs leave it out
+            self._close_clients()  # type: ignore[attr-defined]
 
     # kombu's Channel has _create_client; the stubs of celery-types leave its private methods out.
     def _create_client(self, asynchronous: bool = False) -> Any:
@@ -121,7 +177,7 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
 
     # As kombu's own, with the Sentinels taken from the transport option.
     def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
-        params = self._connparams(asynchronous)  # type: ignore[attr-defined]  # private to kombu, not in its stubs
+        params = self._connparams(asynchronous)  # our Channel declares kombu's private _connparams
         params.pop("host", None)
         params.pop("port", None)
         addresses = [(host, port) for host, port in self.sentinels]
@@ -186,9 +242,22 @@ def broker_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+#: A broker connection whose Redis does not answer for this long is taken for lost.  kombu's
+#: default is to wait forever: a worker whose consumer sent a command to a master that then
+#: hung (or vanished without closing the connection) stopped taking messages for good, while
+#: its liveness thread, on another client, kept telling the sweep it was alive.  As a timeout
+#: (one of kombu's connection errors) Celery reconnects, asking the Sentinels again.  Far
+#: above any command's time (the consumer's BRPOP waits 1 s).
+BROKER_SOCKET_TIMEOUT = 10.0
+
+
 def _transport_options(redis_url: str) -> dict[str, Any]:
-    """The visibility timeout; for a Sentinel group, the master's name and how to ask the Sentinels (a timeout, their password)."""
-    options: dict[str, Any] = {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    """The visibility timeout and socket timeouts; for a Sentinel group, the master's name and how to ask the Sentinels."""
+    options: dict[str, Any] = {
+        "visibility_timeout": VISIBILITY_TIMEOUT_SECONDS,
+        "socket_timeout": BROKER_SOCKET_TIMEOUT,
+        "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    }
     if is_sentinel(redis_url):
         group = parse_sentinel(redis_url)
         options["master_name"] = group.master

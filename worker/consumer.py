@@ -41,7 +41,7 @@ from typing import Any
 
 from celery.exceptions import InvalidTaskError
 from celery.worker.consumer import consumer as celery_consumer
-from kombu.exceptions import ContentDisallowed, DecodeError
+from kombu.exceptions import ContentDisallowed, DecodeError, OperationalError
 from redis.exceptions import RedisError
 from vine import promise
 
@@ -122,10 +122,25 @@ class Consumer(celery_consumer.Consumer):
         else:
             released = f"; in-flight count of {len(people)} person(s) released" if people else ""
             log.error("unreadable message kept as dead letter %s: %s (%s)%s", letter["id"], letter["reason"], detail[:300], released)
-            for person, head in woken:
-                dispatch(self.app, person, head)
+            self._wake(woken)
             self._tell_flower(headers, letter)
         message.ack_log_error(log, self.connection_errors)
+
+    def _wake(self, woken: list[tuple[str, str]]) -> None:
+        """Send the lanes that releasing the letter's people woke.
+
+        This runs in the worker's event loop, where an exception Celery does
+        not take for a lost connection ends the worker: kombu's
+        OperationalError (a publish that gave up retrying while Redis is away)
+        is one.  A woken lane not sent has its dispatch deadline set, so the
+        sweep sends it once Redis answers.
+        """
+        lost: tuple[type[BaseException], ...] = (OperationalError, RedisError, *self.connection_errors)
+        try:
+            for person, head in woken:
+                dispatch(self.app, person, head)
+        except lost as exc:
+            log.warning("lanes woken by an unreadable message not sent (%s); the sweep sends them", type(exc).__name__)
 
     def _tell_flower(self, headers: dict, letter: dict) -> None:
         """Flower sees the task fail, naming the dead letter, as Celery's own handler shows an unknown task.

@@ -49,6 +49,7 @@ from kombu.transport.virtual import QoS as VirtualQoS
 from kombu.utils.imports import symbol_by_name
 from kombu.utils.json import dumps
 
+from worker.broker import ClosedChannelError
 from worker.settings import Settings
 from worker.store import keys
 from worker.store.lanes import now_ms
@@ -196,6 +197,12 @@ def holding(lease: Lease) -> Iterator[None]:
 # -- what a worker holds: the broker's acknowledgement emulation -----------------------
 
 
+#: How long a worker keeps trying to record a message it took while Redis is away (a restart,
+#: a Sentinel failover and the old master's return as a replica take seconds), its consumer
+#: blocked meanwhile: it could not take anything else either.
+APPEND_PATIENCE_SECONDS = 60.0
+
+
 class HeldQoS(kombu_redis.QoS):
     """kombu's acknowledgement emulation, also noting which messages this worker holds.
 
@@ -206,12 +213,37 @@ class HeldQoS(kombu_redis.QoS):
     """
 
     def append(self, message: Any, delivery_tag: str) -> None:
+        """Record the taken message, trying again while Redis is away (up to APPEND_PATIENCE_SECONDS).
+
+        kombu takes a message off the queue (BRPOP) and records it here in a
+        second command.  When Redis goes away in between (killed, or a master
+        that stops taking writes when its replica is promoted), the message is
+        off the queue and in no ``unacked`` hash: kombu's ``append`` raised, the
+        message was never run, and it was lost.  A failover or restart takes
+        seconds; recording it on the master that then answers keeps it (run
+        once, or twice if the old master had not passed the pop on, which the
+        claims and messageIds make harmless).
+        """
         delivery = message.delivery_info
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
-            pipe.hset(self.unacked_key, delivery_tag, dumps([message._raw, delivery["exchange"], delivery["routing_key"]]))
-            pipe.sadd(keys.held(_worker_id), delivery_tag)
-            pipe.execute()
+        raw = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        give_up = time.monotonic() + APPEND_PATIENCE_SECONDS
+        wait = 0.1
+        while True:
+            try:
+                with self.pipe_or_acquire() as pipe:
+                    pipe.zadd(self.unacked_index_key, {delivery_tag: time.time()})
+                    pipe.hset(self.unacked_key, delivery_tag, raw)
+                    pipe.sadd(keys.held(_worker_id), delivery_tag)
+                    pipe.execute()
+                break
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+                if time.monotonic() + wait > give_up or isinstance(exc, ClosedChannelError):
+                    task = (getattr(message, "headers", None) or {}).get("task")
+                    log.error("taken message %s (%s) NOT recorded, Redis away too long (%s): it is lost", delivery_tag, task, exc)
+                    raise
+                log.warning("taken message %s not recorded yet, Redis away (%s); trying again", delivery_tag, type(exc).__name__)
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
         VirtualQoS.append(self, message, delivery_tag)
 
     def _remove_from_indices(self, delivery_tag: str, pipe: Any = None) -> Any:

@@ -211,30 +211,30 @@ def deliveries(fake) -> Counter:
     return tracked
 
 
-def wait_for_delivery(fake, people: list[str], fleet: Fleet, timeout: float = 120) -> Counter:
-    """Wait until each of ``people`` has its track delivered; the deliveries then, or a failure with the logs."""
+def wait_for_delivery(fake, people: list[str], url: str, fleet: Fleet, timeout: float = 120) -> Counter:
+    """Wait until each of ``people`` has its track delivered and nothing is left to deliver; the deliveries then.
+
+    Once the backlog is empty no delivery is on its way, so a duplicate
+    cannot show up later: the deliveries are final.  (A message whose
+    acknowledgement was lost comes back, but finds its delivery done.)
+    """
     deadline = time.monotonic() + timeout
+    counters = Counters(connect(url, decode_responses=True, socket_timeout=5))
     while True:
         tracked = deliveries(fake)
         missing = [p for p in people if not tracked[p]]
-        if not missing:
-            time.sleep(3)  # a duplicate would show up in the meantime
+        try:
+            counts = counters.snapshot()
+        except redis_lib.RedisError:  # the master busy (fsync on a loaded disk) or switching: asked again
+            counts = {}
+        # At or below zero: an ingest run again (its acknowledgement lost) counts its events once more as duplicates.
+        if not missing and counts.get("backlog", 1) <= 0:
             return deliveries(fake)
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(missing)} of {len(people)} people not delivered, e.g. {missing[:5]}\n{fleet.log_tail()}")
+            raise AssertionError(
+                f"{len(missing)} of {len(people)} people not delivered, e.g. {missing[:5]}; counts {counts}\n{fleet.log_tail()}"
+            )
         time.sleep(0.5)
-
-
-def wait_until_settled(fake, settle: float = 10, timeout: float = 120) -> Counter:
-    """The deliveries once they stop changing for ``settle`` s (events may have been lost: no count to wait for)."""
-    deadline = time.monotonic() + timeout
-    last, since = deliveries(fake), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - since < settle:
-        time.sleep(1)
-        now = deliveries(fake)
-        if now != last:
-            last, since = now, time.monotonic()
-    return last
 
 
 def run_with_failover(
@@ -273,7 +273,6 @@ def report(title: str, producer: Producer, started: float, switched: float, lost
 
 def test_an_operator_failover_loses_nothing_and_the_stack_follows_the_new_master(sentinel_group, fake_intercom_factory, tmp_path):
     fake = fake_intercom_factory()
-    old_master = sentinel_group.master()
 
     def fail_over() -> None:
         sentinel_group.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER)
@@ -281,14 +280,13 @@ def test_an_operator_failover_loses_nothing_and_the_stack_follows_the_new_master
     producer, fleet, started, switched, processes = run_with_failover(sentinel_group, fake, tmp_path, fail_over)
     try:
         people = producer.people()
-        tracked = wait_for_delivery(fake, people, fleet)
+        tracked = wait_for_delivery(fake, people, sentinel_group.url, fleet)
         assert [p.poll() for p in processes] == [None, None, None], f"a process died:\n{fleet.log_tail()}"
     finally:
         fleet.stop()
     lost = sum(1 for p in people if not tracked[p])
     duplicates = sum(tracked[p] - 1 for p in people if tracked[p] > 1)
     report("operator failover", producer, started, switched, lost, duplicates)
-    assert sentinel_group.master() is not old_master
     assert (lost, duplicates) == (0, 0)
     counts = Counters(connect(sentinel_group.url, decode_responses=True)).snapshot()
     assert (counts["accepted"], counts["backlog"], counts["dead_lettered"]) == (len(people) * 2, 0, 0)
@@ -311,8 +309,8 @@ def test_the_stack_carries_on_after_the_master_is_killed(sentinel_group, fake_in
     producer, fleet, started, switched, processes = run_with_failover(sentinel_group, fake, tmp_path, old.kill, restart)
     try:
         after = producer.people(started_after=started + switched)
-        tracked = wait_for_delivery(fake, after, fleet)
-        tracked = wait_until_settled(fake)
+        # Events the old master had not passed on are lost; what the new master holds is all delivered.
+        tracked = wait_for_delivery(fake, after, sentinel_group.url, fleet)
         assert [p.poll() for p in processes] == [None, None, None], f"a process died:\n{fleet.log_tail()}"
     finally:
         fleet.stop()

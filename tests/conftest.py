@@ -54,29 +54,41 @@ def pytest_configure_node(node: Any) -> None:
 #: Modules whose tests each keep both cores busy (thousands of events through several celery workers):
 #: they run one after the other on one xdist worker, so that two of them never starve each other.
 CPU_HEAVY = ("tests/e2e/test_order.py", "tests/e2e/test_delivery.py", "tests/e2e/test_pageviews.py", "tests/e2e/test_redis_restart.py")
+#: Modules whose tests share a module-scoped fixture (a browser, the parsed compose file): one worker makes it once.
+SHARED_FIXTURE_MODULES = ("tests/console/test_browser.py", "tests/deploy/test_compose.py")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The end-to-end tests first, so that the parallel run starts its longest tests early and ends on short ones.
+def xdist_group(nodeid: str) -> str:
+    """The tests that run one after the other on one xdist worker: those of a group; any other test alone."""
+    module = nodeid.split("::")[0]
+    if module in CPU_HEAVY:
+        return "cpu-heavy"
+    if module in SHARED_FIXTURE_MODULES:
+        return module
+    return nodeid
 
-    xdist groups: the CPU_HEAVY tests together, and the tests of a module that share a module-scoped
-    fixture together, so that one worker makes it once.
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of :func:`xdist_group`, largest first, then one test at a time.
+
+    Not xdist_group markers: pytest-xdist 3.8 tags a marked test by rewriting ``item._nodeid``,
+    which pytest 9.2 no longer reads, so the marks would be silently ignored.
     """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]  # noqa: PLC0415 - only under xdist
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The end-to-end tests first, so that the parallel run starts its longest tests early and ends on short ones."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is None)  # stable: each module keeps its order
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if module in CPU_HEAVY:
-            item.add_marker(pytest.mark.xdist_group("cpu-heavy"))
-        elif _uses_a_module_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(module))
-
-
-def _uses_a_module_fixture(item: pytest.Item) -> bool:
-    fixtures = getattr(item, "_fixtureinfo", None)
-    if fixtures is None:
-        return False
-    return any(d.scope in ("module", "class", "package") for defs in fixtures.name2fixturedefs.values() for d in defs)
 
 
 def _given_database(config: pytest.Config, url: str) -> str:

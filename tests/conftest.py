@@ -114,7 +114,8 @@ def _own_redis_server() -> EmbeddedRedis:
     for _ in range(3):
         server = EmbeddedRedis().start()
         assert server.process is not None
-        answering = redis_lib.Redis(port=server.port).info("server")["process_id"]
+        with redis_lib.Redis(port=server.port) as probe:
+            answering = probe.info("server")["process_id"]
         if answering == server.process.pid:
             return server
         server.stop()

@@ -51,9 +51,17 @@ def pytest_configure_node(node: Any) -> None:
         node.workerinput[WORKER_DATABASE] = config.relay_empty_databases[index]
 
 
-#: Modules whose tests each keep both cores busy (thousands of events through several celery workers):
-#: they run one after the other on one xdist worker, so that two of them never starve each other.
-CPU_HEAVY = ("tests/e2e/test_order.py", "tests/e2e/test_delivery.py", "tests/e2e/test_pageviews.py", "tests/e2e/test_redis_restart.py")
+#: Modules whose tests each keep both cores busy (thousands of events through several celery workers) or
+#: time how soon the relay recovers from a death: they run one after the other on one xdist worker, so
+#: that none of them shares the machine with another (the other workers take the lighter tests).
+SERIAL = (
+    "tests/e2e/test_order.py",
+    "tests/e2e/test_delivery.py",
+    "tests/e2e/test_pageviews.py",
+    "tests/e2e/test_redis_restart.py",
+    "tests/e2e/test_faults.py",
+    "tests/e2e/test_worker_death.py",
+)
 #: Modules whose tests share a module-scoped fixture (a browser, the parsed compose file): one worker makes it once.
 SHARED_FIXTURE_MODULES = ("tests/console/test_browser.py", "tests/deploy/test_compose.py")
 
@@ -61,8 +69,8 @@ SHARED_FIXTURE_MODULES = ("tests/console/test_browser.py", "tests/deploy/test_co
 def xdist_group(nodeid: str) -> str:
     """The tests that run one after the other on one xdist worker: those of a group; any other test alone."""
     module = nodeid.split("::")[0]
-    if module in CPU_HEAVY:
-        return "cpu-heavy"
+    if module in SERIAL:
+        return "serial"
     if module in SHARED_FIXTURE_MODULES:
         return module
     return nodeid

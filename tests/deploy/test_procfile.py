@@ -117,18 +117,19 @@ def test_the_procfile_stack_delivers_and_flower_sees_it(redis, redis_url: str, f
         wait_until(lambda: httpx.get(f"{web}/ready", timeout=2).status_code == 200, 60, "web to be ready")
         children.update(descendants(honcho.pid))
 
-        post_events(web, write_key)
-        state = wait_until(lambda: delivered(fake), 60, "the events to reach the fake Intercom")
-        assert state["contacts"][0]["external_id"] == "procfile-user-1"
-
+        # Flower up first: it shows only the tasks whose events it was there to hear.
         auth = httpx.BasicAuth(*flower_auth)
-        assert httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401, "Flower must ask for credentials"
+        assert wait_until(lambda: httpx.get(f"{flower}/api/workers", timeout=5).status_code == 401, 60, "Flower to ask for credentials")
         workers = wait_until(
             lambda: httpx.get(f"{flower}/api/workers", params={"refresh": "1"}, auth=auth, timeout=15).json(),
             60,
             "Flower to list the worker",
         )
         assert any(name.startswith("celery@") for name in workers), workers
+
+        post_events(web, write_key)
+        state = wait_until(lambda: delivered(fake), 60, "the events to reach the fake Intercom")
+        assert state["contacts"][0]["external_id"] == "procfile-user-1"
         tasks = wait_until(lambda: flower_tasks(flower, auth, "intercom.identify_contact"), 60, "Flower to show the identify task")
         assert {t["state"] for t in tasks} == {"SUCCESS"}, tasks
         # The track ran in a task of its own, or in the identify's task, whose result counts it.

@@ -17,6 +17,7 @@ installs both when they are missing).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import re
 import shutil
@@ -75,11 +76,14 @@ def node_modules() -> Path:
     node()
     installed = JS_DIR / "node_modules" / ".package-lock.json"  # npm ci writes it last
     lock = JS_DIR / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        npm = shutil.which("npm") or "npm"
-        result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
-        if result.returncode != 0:
-            pytest.fail(f"npm ci in {JS_DIR} failed (it needs the npm registry):\n{result.stderr[-3000:]}")
+    # The suite's parallel workers may all get here at once: one runs npm ci, the others wait for it.
+    with open(lock, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            npm = shutil.which("npm") or "npm"
+            result = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=300)
+            if result.returncode != 0:
+                pytest.fail(f"npm ci in {JS_DIR} failed (it needs the npm registry):\n{result.stderr[-3000:]}")
     return JS_DIR / "node_modules"
 
 

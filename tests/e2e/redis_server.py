@@ -37,10 +37,13 @@ class KillableRedis:
         client = redis_lib.Redis(port=self.port, socket_connect_timeout=0.2)
         for _ in range(100):
             try:
-                client.ping()
-                return
+                answering = client.info("server")["process_id"]
             except redis_lib.ConnectionError:
                 time.sleep(0.1)
+                continue
+            # Another process of the parallel suite may have taken the port while this server was down.
+            assert answering == self.process.pid, f"port {self.port} is another redis-server's (pid {answering})"
+            return
         raise AssertionError("redis-server did not come back")
 
     def kill(self) -> None:

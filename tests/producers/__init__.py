@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import threading
 import time
 from typing import Any
 
 import uvicorn
-
-from demo.embedded_redis import free_port
 
 #: The write keys the test server accepts (long enough for the door: worker/settings.py, MIN_WRITE_KEY).
 WRITE_KEY = "wk_test_0123456789abcdefghij"
@@ -68,11 +67,13 @@ class LiveServer:
     """A uvicorn server running an app in a thread, on a free loopback port."""
 
     def __init__(self, app: Any) -> None:
-        self.port = free_port()
+        # Bound here and handed to uvicorn: no other process (the suite runs in parallel) can take the port in between.
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True)
 
     def start(self) -> "LiveServer":
         self.thread.start()
@@ -86,3 +87,4 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.socket.close()

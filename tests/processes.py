@@ -18,6 +18,8 @@ from typing import Any, Callable, Iterable, Literal, Sequence, TypeVar, overload
 
 import httpx
 
+from worker.worker_command import worker_command
+
 #: The repository root: child processes import ``worker`` and ``producers`` from it.
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,30 +51,8 @@ def start(args: Sequence[str], env: dict[str, str], log: Path, **popen: Any) -> 
 
 
 def celery_worker(env: dict[str, str], log: Path, name: str = "w1", concurrency: int = 8) -> subprocess.Popen[bytes]:
-    """A Celery worker with a threads pool and task events on, as the brief of the suite says."""
-    return start(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "worker",
-            "worker",
-            "--pool",
-            "threads",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-E",
-            "--loglevel",
-            "INFO",
-        ],
-        env,
-        log,
-    )
+    """A Celery worker with a threads pool and task events on, as production runs it."""
+    return start(worker_command(name, concurrency), env, log)
 
 
 def stop(process: subprocess.Popen[Any] | None, timeout: float = 30.0) -> int | None:

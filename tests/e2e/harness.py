@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from producers.sample import SampleStream, intercom_event_name
 from worker.celery_app import create_app
 from worker.settings import Settings
 from worker.store.counters import Counters
+from worker.worker_command import beat_command, worker_command
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
@@ -51,29 +51,15 @@ class Fleet:
 
     def worker(self, name: str, concurrency: int = 8, **env: str) -> subprocess.Popen:
         """A worker process; ``env`` adds settings of its own (e.g. WORKER_CPU="auto")."""
-        args = [
-            "worker",
-            "--pool",
-            "threads",
-            "-c",
-            str(concurrency),
-            "-n",
-            f"{name}@%h",
-            "--without-mingle",
-            "--without-gossip",
-            "-E",
-            "--loglevel",
-            "INFO",
-        ]
-        return self._start(name, args, env)
+        return self._start(name, worker_command(name, concurrency), env)
 
     def beat(self) -> subprocess.Popen:
-        return self._start("beat", ["beat", "-s", str(self.logs / "beat-schedule"), "--loglevel", "WARNING"])
+        return self._start("beat", beat_command(self.logs / "beat-schedule"))
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "worker", *args],
+            args,
             env={**self.env, **(env or {})},
             cwd=ROOT,
             stdout=log,
@@ -103,7 +89,7 @@ class Fleet:
         for path in sorted(self.logs.glob("*.log")):
             out.append(f"--- {path.name}")
             text = [line for line in path.read_text(errors="replace").splitlines() if "intercom.sweep" not in line]
-        out += text[-lines:]
+            out += text[-lines:]
         return "\n".join(out)
 
 

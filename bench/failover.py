@@ -156,9 +156,7 @@ class Phase:
     def start(self) -> None:
         self.fleet = Fleet(self.env, self.logs)
         # The workers as the Procfile runs them: with gossip, mingle and heartbeats (the tests turn the first two off).
-        self.processes = {
-            name: self.fleet._start(name, ["worker", "--loglevel", "INFO", "-E", "-n", f"{name}@%h"]) for name in ("w1", "w2")
-        }
+        self.processes = {name: self.fleet.worker(name, concurrency=None, peers=True) for name in ("w1", "w2")}
         self.processes["beat"] = self.fleet.beat()
         self.door = Door(self.env, self.logs / "door.log")
         self.door.start()

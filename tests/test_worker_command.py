@@ -25,3 +25,10 @@ def test_task_events_and_an_inner_beat_are_chosen_by_the_caller() -> None:
 def test_beat_keeps_its_schedule_where_it_is_told() -> None:
     command = beat_command(Path("/tmp/beat-schedule"), loglevel="INFO")
     assert command == [sys.executable, "-m", "celery", "-A", "worker", "beat", "-s", "/tmp/beat-schedule", "--loglevel", "INFO"]
+
+
+def test_the_procfiles_worker_keeps_the_apps_pool_and_its_peers() -> None:
+    command = worker_command("w1", None, peers=True, extra=["--prefetch-multiplier", "4"])
+    assert "--pool" not in command and "-c" not in command
+    assert "--without-mingle" not in command and "--without-gossip" not in command
+    assert command[-2:] == ["--prefetch-multiplier", "4"]

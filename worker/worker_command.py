@@ -10,23 +10,38 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Sequence
 
 
-def worker_command(name: str, concurrency: int, *, events: bool = True, beat_schedule: Path | None = None) -> list[str]:
+def worker_command(
+    name: str,
+    concurrency: int | None,
+    *,
+    events: bool = True,
+    beat_schedule: Path | None = None,
+    peers: bool = False,
+    extra: Sequence[str] = (),
+) -> list[str]:
     """``celery -A worker worker`` in this interpreter: a threads pool of ``concurrency``, named ``<name>@<host>``.
 
-    Mingle and gossip are off: a worker started for one run has no peers worth
-    waiting for at start.  ``events`` turns task events on (-E: what Flower and
-    Celery's inspect show).  With ``beat_schedule``, beat runs inside the worker
-    (-B): one process, for the demo; production runs beat apart.
+    ``concurrency`` None keeps the app's own (``worker_concurrency``, as the
+    Procfile's worker runs).  Mingle and gossip are off unless ``peers``: a
+    worker started for one run has no peers worth waiting for at start.
+    ``events`` turns task events on (-E: what Flower and Celery's inspect
+    show).  With ``beat_schedule``, beat runs inside the worker (-B): one
+    process, for the demo; production runs beat apart.  ``extra`` is added as
+    it is (``--prefetch-multiplier 4``).
     """
-    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--pool", "threads", "-c", str(concurrency)]
-    command += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip", "--loglevel", "INFO"]
+    command = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-n", f"{name}@%h", "--loglevel", "INFO"]
+    if concurrency is not None:
+        command += ["--pool", "threads", "-c", str(concurrency)]
+    if not peers:
+        command += ["--without-mingle", "--without-gossip"]
     if events:
         command.append("-E")
     if beat_schedule is not None:
         command += ["-B", "-s", str(beat_schedule)]
-    return command
+    return command + list(extra)
 
 
 def beat_command(schedule: Path, loglevel: str = "WARNING") -> list[str]:

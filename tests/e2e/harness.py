@@ -12,7 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import redis as redis_lib
 
@@ -49,9 +49,11 @@ class Fleet:
     logs: Path
     processes: list[subprocess.Popen] = field(default_factory=list)
 
-    def worker(self, name: str, concurrency: int = 8, **env: str) -> subprocess.Popen:
-        """A worker process; ``env`` adds settings of its own (e.g. WORKER_CPU="auto")."""
-        return self._start(name, worker_command(name, concurrency), env)
+    def worker(
+        self, name: str, concurrency: int | None = 8, *, peers: bool = False, extra: Sequence[str] = (), **env: str
+    ) -> subprocess.Popen:
+        """A worker process (worker/worker_command.py's arguments); ``env`` adds settings of its own (e.g. WORKER_CPU="auto")."""
+        return self._start(name, worker_command(name, concurrency, peers=peers, extra=extra), env)
 
     def beat(self) -> subprocess.Popen:
         return self._start("beat", beat_command(self.logs / "beat-schedule"))

@@ -97,25 +97,7 @@ def test_a_killed_workers_people_resume_before_the_visibility_timeout_and_nothin
     fleet = Fleet(relay_env(redis_url, fake.url, LEASE_SECONDS="", DISPATCH_SECONDS=""), tmp_path)
     try:
         # The worker to kill: 4 threads, up to 16 messages taken (4 running, 12 waiting for a thread).
-        doomed = fleet._start(
-            "w1",
-            [
-                "worker",
-                "--pool",
-                "threads",
-                "-c",
-                "4",
-                "--prefetch-multiplier",
-                "4",
-                "-n",
-                "w1@%h",
-                "--without-mingle",
-                "--without-gossip",
-                "-E",
-                "--loglevel",
-                "INFO",
-            ],
-        )
+        doomed = fleet.worker("w1", concurrency=4, extra=["--prefetch-multiplier", "4"])
         fleet.worker("w2", concurrency=32)
         fleet.beat()
         accept(redis_url, [identify(n) for n in range(PEOPLE)])

@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from producers.events import InvalidEvent, validate_event
 from worker.mappings import MappingError, load_mappings
 from worker.mappings.cases import CaseError, read_cases, run_case
 from worker.mappings.segment_import import ImportRefused, import_subscriptions, read_export
@@ -55,33 +56,53 @@ def import_mappings(export: str, output: str | None) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array, one object per event.")
 def try_mappings(events: str, mappings_file: str | None, as_json: bool) -> None:
-    """For each event of a JSON Lines file: the mappings that match, their fields and the body Intercom would get."""
+    """For each event of a JSON Lines file: the mappings that match, their fields and the body Intercom would get.
+
+    Each event is first checked and normalised as the door would (a missing
+    timestamp is the time it arrives, say); one the door would refuse is shown
+    with the reason, the others are tried, and the exit status is 1.
+    """
     loaded = _mappings_of(mappings_file)
-    results = [try_event(loaded, event) for event in _read_events(events)]
+    results = []
+    for line, event, refused in _read_events(events):
+        tried = try_event(loaded, event) if refused is None else {"matched": [], "filtered": False}
+        results.append({"line": line, **tried, "refused": refused})
     if as_json:
         click.echo(json.dumps(results, indent=2, default=str))
-        return
-    for number, result in enumerate(results, start=1):
-        if result["filtered"]:
-            click.echo(f"event {number}: filtered (no mapping matches)")
-        for entry in result["matched"]:
-            click.echo(f"event {number}: {entry['mapping']} ({entry['action']})")
-            click.echo(f"  fields: {json.dumps(entry['fields'], default=str)}")
-            click.echo(f"  body:   {json.dumps(entry['body'], default=str)}" if entry["error"] is None else f"  error:  {entry['error']}")
+    else:
+        for number, result in enumerate(results, start=1):
+            _print_tried(number, result)
+    if any(result["refused"] for result in results):
+        sys.exit(1)
 
 
-def _read_events(path: str) -> list:
+def _print_tried(number: int, result: dict) -> None:
+    where = f"event {number} (line {result['line']})"
+    if result["refused"]:
+        click.echo(f"{where}: the door refuses it: {result['refused']}")
+    elif result["filtered"]:
+        click.echo(f"{where}: filtered (no mapping matches)")
+    for entry in result["matched"]:
+        click.echo(f"{where}: {entry['mapping']} ({entry['action']})")
+        click.echo(f"  fields: {json.dumps(entry['fields'], default=str)}")
+        click.echo(f"  body:   {json.dumps(entry['body'], default=str)}" if entry["error"] is None else f"  error:  {entry['error']}")
+
+
+def _read_events(path: str) -> list[tuple[int, dict | None, str | None]]:
+    """Each non-blank line's number, and the event as the door would accept it or why the door refuses it."""
     try:
         with open(path, encoding="utf-8") as file:
             lines = [(number, line) for number, line in enumerate(file, start=1) if line.strip()]
-    except OSError as exc:
-        raise click.ClickException(f"{path}: can't read it: {exc.strerror}") from None
-    events = []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: can't read it: {getattr(exc, 'strerror', None) or exc}") from None
+    events: list[tuple[int, dict | None, str | None]] = []
     for number, line in lines:
         try:
-            events.append(json.loads(line))
+            events.append((number, validate_event(json.loads(line)), None))
         except json.JSONDecodeError as exc:
-            raise click.ClickException(f"{path}, line {number}: not valid JSON: {exc}") from None
+            events.append((number, None, f"not valid JSON: {exc}"))
+        except InvalidEvent as exc:
+            events.append((number, None, exc.message))
     return events
 
 

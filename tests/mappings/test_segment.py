@@ -258,19 +258,20 @@ def test_try_shows_matches_fields_and_body_without_sending(tmp_path: Path) -> No
     events = tmp_path / "events.jsonl"
     lines = [
         {"type": "track", "event": "Order Completed", "userId": "u1", "timestamp": "2026-01-01T00:00:00Z", "properties": {"revenue": 5}},
-        {"type": "page", "name": "Home"},
-        {"type": "identify", "traits": {"email": "a@example.com"}},
+        {"type": "page", "name": "Home", "anonymousId": "a1"},
+        {"type": "identify", "anonymousId": "a1", "timestamp": "2026-01-01T00:00:00Z", "traits": {"email": "a@example.com"}},
     ]
     events.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     result = _run("mappings", "try", str(events), "--json")
     assert result.exit_code == 0
     tried = json.loads(result.output)
     assert [entry["filtered"] for entry in tried] == [False, True, False]
+    assert [entry["line"] for entry in tried] == [1, 2, 3] and not any(entry["refused"] for entry in tried)
     (track,) = tried[0]["matched"]
     assert track["mapping"] == "Track Event" and track["error"] is None
     assert track["fields"]["revenue"] == 5 and track["body"]["created_at"] == 1767225600
     (identify,) = tried[2]["matched"]
-    assert identify["fields"] == {"role": "lead", "email": "a@example.com"}
+    assert identify["fields"] == {"role": "lead", "email": "a@example.com", "last_seen_at": "2026-01-01T00:00:00.000Z"}
 
 
 def test_try_refuses_a_line_that_is_not_json(tmp_path: Path) -> None:
@@ -278,6 +279,19 @@ def test_try_refuses_a_line_that_is_not_json(tmp_path: Path) -> None:
     events.write_text('{"type": "track"}\n{nope\n')
     result = _run("mappings", "try", str(events))
     assert result.exit_code != 0 and "line 2" in result.output
+
+
+def test_try_shows_what_the_door_would_refuse_and_tries_the_rest(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    lines = ["5", json.dumps({"type": "bogus", "userId": "u1"}), json.dumps({"type": "track", "event": "Signed Up", "userId": "u1"})]
+    events.write_text("\n".join(lines) + "\n")
+    result = _run("mappings", "try", str(events), "--json")
+    assert result.exit_code == 1
+    tried = json.loads(result.output)
+    assert [bool(entry["refused"]) for entry in tried] == [True, True, False]
+    assert "JSON object" in tried[0]["refused"] and "type" in tried[1]["refused"]
+    (track,) = tried[2]["matched"]
+    assert track["error"] is None and track["body"]["event_name"] == "Signed Up"  # the door gave it a timestamp
 
 
 def test_mappings_test_reports_each_case_and_fails_on_one(tmp_path: Path) -> None:

@@ -1,0 +1,77 @@
+"""The broker on a Sentinel group keeps no connection of a consumer connect that failed.
+
+While a failover is under way the master refuses writes (NOREPLICAS, for want
+of the replica being promoted), and Celery's consumer fails to connect many
+times over: registering with its event loop restores the visible messages,
+which takes a lock, a write.  Celery never holds (so never closes) the
+connection of a failed connect; each one kept its channel's pools and the
+Sentinel clients that found the master, and a worker ran out of descriptors
+after a dozen failovers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+import redis as redis_lib
+from kombu.asynchronous import Hub
+
+from demo.embedded_redis import find_redis_server, free_port
+from tests.processes import stop, wait_until
+from worker.broker import publisher_app
+from worker.settings import Settings
+
+MASTER = "relay"
+
+
+def _server(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        process = subprocess.Popen([find_redis_server(), *args], stdout=out, stderr=subprocess.STDOUT)
+    client = redis_lib.Redis(port=port, socket_connect_timeout=0.2)
+
+    def answers() -> bool:
+        assert process.poll() is None, f"redis-server on port {port} exited at start (see {log})"
+        try:
+            return bool(client.ping())
+        except redis_lib.ConnectionError:
+            return False
+
+    wait_until(answers, 10, f"redis-server on port {port}")
+    client.close()
+    return process
+
+
+@pytest.fixture
+def master_without_replica(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
+    """A Sentinel watching a master that refuses writes (min-replicas-to-write 1, no replica): (URL, master port, Sentinel port)."""
+    port, sentinel_port = free_port(), free_port()
+    master = _server(["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--min-replicas-to-write", "1"], port, tmp_path / "m.log")
+    conf = tmp_path / "sentinel.conf"
+    conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor {MASTER} 127.0.0.1 {port} 1\n")
+    sentinel = _server([str(conf), "--sentinel"], sentinel_port, tmp_path / "s.log")
+    try:
+        yield f"sentinel://127.0.0.1:{sentinel_port}/0?master={MASTER}", port, sentinel_port
+    finally:
+        stop(sentinel, timeout=10)
+        stop(master, timeout=10)
+
+
+def _sockets_to(*ports: int) -> int:
+    return sum(1 for c in psutil.Process().net_connections() if c.raddr and c.raddr.port in ports)
+
+
+def test_a_consumer_connect_refused_by_a_master_without_replicas_leaves_no_socket_open(master_without_replica):
+    url, port, sentinel_port = master_without_replica
+    app = publisher_app(Settings(redis_url=url))
+    hub = Hub()
+    before = _sockets_to(port, sentinel_port)
+    for _ in range(10):
+        # What Celery's consumer does to connect (Consumer.connect); it drops the connection when this raises.
+        connection = app.connection_for_read()
+        with pytest.raises(redis_lib.ConnectionError, match="no replica"):
+            connection.transport.register_with_event_loop(connection.connection, hub)
+    assert _sockets_to(port, sentinel_port) - before <= 0

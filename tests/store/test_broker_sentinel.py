@@ -11,7 +11,6 @@ after a dozen failovers.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,39 +19,25 @@ import pytest
 import redis as redis_lib
 from kombu.asynchronous import Hub
 
-from demo.embedded_redis import find_redis_server, free_port
-from tests.processes import stop, wait_until
+from demo.embedded_redis import free_port
+from tests.processes import stop
+from tests.redis_servers import start_server
 from worker.broker import publisher_app
 from worker.settings import Settings
 
 MASTER = "relay"
 
 
-def _server(args: list[str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out:
-        process = subprocess.Popen([find_redis_server(), *args], stdout=out, stderr=subprocess.STDOUT)
-    client = redis_lib.Redis(port=port, socket_connect_timeout=0.2)
-
-    def answers() -> bool:
-        assert process.poll() is None, f"redis-server on port {port} exited at start (see {log})"
-        try:
-            return bool(client.ping())
-        except redis_lib.ConnectionError:
-            return False
-
-    wait_until(answers, 10, f"redis-server on port {port}")
-    client.close()
-    return process
-
-
 @pytest.fixture
 def master_without_replica(tmp_path: Path) -> Iterator[tuple[str, int, int]]:
     """A Sentinel watching a master that refuses writes (min-replicas-to-write 1, no replica): (URL, master port, Sentinel port)."""
     port, sentinel_port = free_port(), free_port()
-    master = _server(["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--min-replicas-to-write", "1"], port, tmp_path / "m.log")
+    master = start_server(
+        ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--min-replicas-to-write", "1"], port, tmp_path / "m.log"
+    )
     conf = tmp_path / "sentinel.conf"
     conf.write_text(f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor {MASTER} 127.0.0.1 {port} 1\n")
-    sentinel = _server([str(conf), "--sentinel"], sentinel_port, tmp_path / "s.log")
+    sentinel = start_server([str(conf), "--sentinel"], sentinel_port, tmp_path / "s.log")
     try:
         yield f"sentinel://127.0.0.1:{sentinel_port}/0?master={MASTER}", port, sentinel_port
     finally:

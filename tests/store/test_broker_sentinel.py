@@ -24,6 +24,7 @@ from tests.processes import stop
 from tests.redis_servers import start_server
 from worker.broker import publisher_app
 from worker.settings import Settings
+from worker.store.connect import MasterConnection
 
 MASTER = "relay"
 
@@ -60,3 +61,38 @@ def test_a_consumer_connect_refused_by_a_master_without_replicas_leaves_no_socke
         with pytest.raises(redis_lib.ConnectionError, match="no replica"):
             connection.transport.register_with_event_loop(connection.connection, hub)
     assert _sockets_to(port, sentinel_port) - before <= 0
+
+
+class MovingMaster:
+    """What a MasterConnection asks of its pool, with a master that moves when told."""
+
+    is_master = True
+    check_connection = False
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+
+    def get_master_address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+
+def test_a_dropped_master_connection_reconnects_to_the_master_the_sentinels_name_now(tmp_path):
+    """Not to its last address (redis-py reconnects by it when a command finds the connection dropped)."""
+    old_port, new_port = free_port(), free_port()
+    servers = [
+        start_server(["--port", str(port), "--bind", "127.0.0.1", "--save", ""], port, tmp_path / f"{port}.log")
+        for port in (old_port, new_port)
+    ]
+    try:
+        pool = MovingMaster(old_port)
+        connection = MasterConnection(connection_pool=pool)
+        connection.connect()
+        assert connection.port == old_port
+        pool.port = new_port  # a failover
+        connection.disconnect()  # as after READONLY or NOREPLICAS
+        connection.send_command("PING")  # a pipeline's next command on the same connection
+        assert connection.read_response() in (b"PONG", "PONG")
+        assert connection.port == new_port
+    finally:
+        for server in servers:
+            stop(server, timeout=10)

@@ -139,6 +139,20 @@ class MasterConnection(SentinelManagedConnection):
     connecting again, through the Sentinels, and retrying the command.
     """
 
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """redis-py's, reconnecting through the Sentinels, not to the server this connection last had.
+
+        redis-py 8.1 reconnects a dropped connection here by its last address
+        (``connect_check_health``), bypassing the Sentinels that ``connect``
+        asks: a pipeline watching a key (kombu restores a message in such a
+        transaction) then reconnected to the old master, now a replica, was
+        refused (READONLY), and tried again forever: a worker's consumer spun
+        there after a failover and took no message again.
+        """
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)

@@ -228,7 +228,9 @@ def _counts(client: Any) -> dict | None:
 
 def _empty(client: Any) -> dict | None:
     counts = _counts(client)
-    # At or below zero: an ingest run again (its acknowledgement lost) counts its events once more as duplicates.
+    # Below zero after a killed master: a request answered 503 (the master died before its answer) whose
+    # message a worker had taken is ingested on the new master, its "accepted" lost with the old one; the
+    # client sends the events again, counted accepted and then duplicate (tests/e2e/test_sentinel.py).
     return counts if counts and counts["backlog"] <= 0 else None
 
 

@@ -116,7 +116,42 @@ class Channel(kombu_redis.Channel):
         return client
 
 
-class Transport(kombu_redis.Transport):
+class ClosingTransport:
+    """What the relay's transports add to kombu's: the channels of a connection Celery failed to set up are closed."""
+
+    # kombu's Redis transport method; the stubs of celery-types leave it out.
+    def register_with_event_loop(self, connection: Any, loop: Any) -> None:
+        """kombu's registration, closing the connection's channels when it fails.
+
+        Registering restores the visible messages, which takes a lock (a
+        write).  During a failover the master refuses writes (NOREPLICAS)
+        and Celery's consumer fails to connect dozens of times over; it never
+        got the connection, so never closed it, and each failed attempt kept
+        its channel's pools and Sentinel clients open: about 120 descriptors
+        per Sentinel failover, a worker out of descriptors after a dozen.
+        """
+        try:
+            super().register_with_event_loop(connection, loop)  # type: ignore[misc]
+        except Exception:
+            self.close_connection(connection)
+            raise
+
+    def close_connection(self, connection: Any) -> None:
+        """kombu's, with every channel closed even when closing one fails for want of Redis (the first error raised after)."""
+        kombu_transport: Any = self
+        kombu_transport.cycle.close()
+        failed: Exception | None = None
+        for channels in (kombu_transport._avail_channels, kombu_transport.channels):
+            while channels:
+                try:
+                    channels.pop().close()
+                except Exception as exc:  # noqa: BLE001 - the others are closed all the same
+                    failed = failed or exc
+        if failed is not None:
+            raise failed
+
+
+class Transport(ClosingTransport, kombu_redis.Transport):
     Channel = Channel
 
 
@@ -190,7 +225,7 @@ class SentinelChannel(Channel, kombu_redis.SentinelChannel):
         return sentinel.master_for(self.master_name, redis.Redis, **credentials).connection_pool
 
 
-class SentinelTransport(kombu_redis.SentinelTransport):
+class SentinelTransport(ClosingTransport, kombu_redis.SentinelTransport):
     Channel = SentinelChannel
 
 

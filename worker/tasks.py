@@ -30,6 +30,7 @@ from worker.delivery import TaskLike, deliver, dispatch
 from worker.liveness import reap_silent_workers
 from worker.mappings import select
 from worker.runtime import Runtime, get_runtime
+from worker.store.connect import check_replicated, replicas_to_wait_for, wait_for_replicas
 from worker.store.history import History
 from worker.store.inflight import InflightGuard, broker_keys
 from worker.store.lanes import person_of
@@ -78,7 +79,10 @@ def _ingest(task: TaskLike, envelopes: list[dict]) -> dict:
         deliveries = [(rt.lanes.delivery_id(seq, i, m.action), _record(person, seq, m.name, m.action, event)) for i, m in enumerate(chosen)]
         rt.lanes.ingest(seq, person, str(event.get("messageId") or seq), deliveries, pipe=pipe)
         people.append(person)
-    woken = [(person, head) for person, head in zip(people, pipe.execute()) if head]
+    # On a Sentinel group, done only once a replica holds it: the old master's last writes are lost in a failover.
+    replicas = replicas_to_wait_for(rt.settings.redis_url)
+    wait_for_replicas(pipe, replicas)
+    woken = [(person, head) for person, head in zip(people, check_replicated(pipe.execute(), replicas)) if head]
     for person, head in woken:
         dispatch(task.app, person, head)
     return {"events": len(envelopes), "lanes_woken": len(woken)}

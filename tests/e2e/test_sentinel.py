@@ -227,7 +227,9 @@ def wait_for_delivery(fake, people: list[str], url: str, fleet: Fleet, timeout: 
             counts = counters.snapshot()
         except redis_lib.RedisError:  # the master busy (fsync on a loaded disk) or switching: asked again
             counts = {}
-        # At or below zero: an ingest run again (its acknowledgement lost) counts its events once more as duplicates.
+        # Below zero after a killed master: a request the door answered 503 (the master died before its
+        # answer) whose message a worker had already taken is ingested on the new master, while its
+        # "accepted" died with the old one; the client sends the events again: accepted, then duplicate.
         if not missing and counts.get("backlog", 1) <= 0:
             return deliveries(fake)
         if time.monotonic() > deadline:

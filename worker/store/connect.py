@@ -139,6 +139,20 @@ class MasterConnection(SentinelManagedConnection):
     connecting again, through the Sentinels, and retrying the command.
     """
 
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """redis-py's, reconnecting through the Sentinels, not to the server this connection last had.
+
+        redis-py 8.1 reconnects a dropped connection here by its last address
+        (``connect_check_health``), bypassing the Sentinels that ``connect``
+        asks: a pipeline watching a key (kombu restores a message in such a
+        transaction) then reconnected to the old master, now a replica, was
+        refused (READONLY), and tried again forever: a worker's consumer spun
+        there after a failover and took no message again.
+        """
+        if not self._sock:
+            self.connect()
+        super().send_packed_command(command, check_health)
+
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().read_response(*args, **kwargs)
@@ -147,6 +161,48 @@ class MasterConnection(SentinelManagedConnection):
                 self.disconnect()
                 raise redis.ConnectionError("the master has no replica to write to: a failover may be under way") from exc
             raise
+
+
+#: How long a worker waits for a replica to hold what it wrote before it takes the write for lost (ms).
+REPLICA_WAIT_MS = 1000
+
+
+class NotOnReplica(redis.ConnectionError):
+    """No replica acknowledged a write in time: on a master being replaced it is lost.
+
+    A ConnectionError, so one of the errors a caller already meets when the
+    master goes away, and answers by trying again (on the master the
+    Sentinels then name).
+    """
+
+
+def replicas_to_wait_for(url: str) -> int:
+    """How many replicas must hold a write a worker cannot afford to lose: one in a Sentinel group, none for one Redis.
+
+    Sentinel promotes the replica without stopping the master: what the old
+    master acknowledged in the last moment, before it saw its replica go
+    (then ``min-replicas-to-write`` makes it refuse writes), never reached the
+    new master.  An ingest written there and then acknowledged to the broker
+    loses its events.  A Sentinel group has a replica by construction
+    (docs/operations.md).
+    """
+    return 1 if is_sentinel(url) else 0
+
+
+def wait_for_replicas(pipe: Any, replicas: int) -> None:
+    """Queue a WAIT on ``pipe``: its answer, the pipeline's last, says how many replicas hold what it wrote."""
+    if replicas:
+        pipe.execute_command("WAIT", replicas, REPLICA_WAIT_MS)
+
+
+def check_replicated(results: list[Any], replicas: int) -> list[Any]:
+    """The pipeline's answers without WAIT's; NotOnReplica when fewer than ``replicas`` held its writes."""
+    if not replicas:
+        return results
+    *answers, acknowledged = results
+    if int(acknowledged) < replicas:
+        raise NotOnReplica(f"{acknowledged} of {replicas} replica(s) acknowledged the writes within {REPLICA_WAIT_MS} ms")
+    return answers
 
 
 def connect(url: str, **kwargs: Any) -> redis.Redis:
